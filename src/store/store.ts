@@ -1,0 +1,123 @@
+/**
+ * The storage seam. Every method is asynchronous and speaks in domain terms,
+ * never SQL, so that a PostgreSQL implementation can replace the embedded
+ * SQLite one without touching callers. Writes that belong together are one
+ * call (one transaction): a key and its first version, a new version and the
+ * key's latest-version pointer, the seal configuration and the sealed system
+ * secrets. Every state-changing call takes the audit event that records it and
+ * makes both durable in the same transaction, so a change is never visible
+ * without its audit record and vice versa.
+ */
+import type { AuditEventInput, ChainedAuditEvent } from "../audit/event.js";
+
+export type KeyState = "enabled" | "disabled" | "pending-destruction" | "destroyed";
+export type Protection = "software";
+
+export interface CustodianRecord {
+  id: string;
+  /** 1-based share index. */
+  index: number;
+  /** X25519 public key, b64u. */
+  publicKey: string;
+  /** Share commitment, b64u. */
+  commitment: string;
+}
+
+export interface SealConfig {
+  /** 32 lowercase hex digits. */
+  initId: string;
+  threshold: number;
+  shares: number;
+  custodians: CustodianRecord[];
+  /** Key check value of the root key, b64u. */
+  kcv: string;
+  rootGeneration: number;
+  createdAt: string;
+}
+
+export interface KeyRecord {
+  name: string;
+  protection: Protection;
+  state: KeyState;
+  latestVersion: number;
+  minDecryptionVersion: number;
+  /** Seconds; null when the key is not rotated automatically. */
+  rotationPeriodSeconds: number | null;
+  /** When destruction happens (RFC 3339), if scheduled. */
+  deletionAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface KeyVersionRecord {
+  name: string;
+  version: number;
+  state: "enabled" | "destroyed";
+  /** Format-1 blob sealed under the root key (docs/FORMATS.md §4). Empty once destroyed. */
+  sealedMaterial: Uint8Array;
+  createdAt: string;
+}
+
+export interface TokenRecord {
+  /** SHA-256 of the token, hex. */
+  hash: string;
+  principal: string;
+  roles: string[];
+  createdBy: string;
+  createdAt: string;
+  expiresAt: string | null;
+}
+
+export type KeyPatch = Partial<
+  Pick<KeyRecord, "state" | "minDecryptionVersion" | "rotationPeriodSeconds" | "deletionAt">
+>;
+
+export interface AuditQuery {
+  /** First seq to return (inclusive); default 1. */
+  fromSeq?: number;
+  /** At most this many; the store caps it at 1000. */
+  limit?: number;
+}
+
+/** Raised for a write that conflicts with existing state (duplicate name, already initialised). */
+export class StoreConflictError extends Error {
+  override name = "StoreConflictError";
+}
+
+/** Raised when the store cannot make a write durable (disk full, read-only, down). */
+export class StoreUnavailableError extends Error {
+  override name = "StoreUnavailableError";
+}
+
+export interface Store {
+  /** The seal configuration, or null before init. */
+  getSealConfig(): Promise<SealConfig | null>;
+  /**
+   * Records the result of the init ceremony: seal configuration, sealed system
+   * secrets, the root token. Fails with StoreConflictError if already initialised.
+   */
+  initialize(
+    config: SealConfig,
+    secrets: Record<string, Uint8Array>,
+    rootToken: TokenRecord,
+    event: AuditEventInput,
+  ): Promise<void>;
+  getSysSecret(name: string): Promise<Uint8Array | null>;
+
+  createKey(key: KeyRecord, first: KeyVersionRecord, event: AuditEventInput): Promise<void>;
+  getKey(name: string): Promise<KeyRecord | null>;
+  listKeys(): Promise<KeyRecord[]>;
+  getKeyVersions(name: string): Promise<KeyVersionRecord[]>;
+  /** Adds a version and moves `latestVersion` to it; fails with StoreConflictError if `version` is not latest+1. */
+  addKeyVersion(version: KeyVersionRecord, updatedAt: string, event: AuditEventInput): Promise<void>;
+  updateKey(name: string, patch: KeyPatch, updatedAt: string, event: AuditEventInput): Promise<void>;
+
+  putToken(token: TokenRecord, event: AuditEventInput): Promise<void>;
+  getToken(hash: string): Promise<TokenRecord | null>;
+
+  /** Appends events that record no state change (key use, denials, ceremony steps). */
+  appendAudit(events: AuditEventInput[]): Promise<void>;
+  readAudit(query: AuditQuery): Promise<ChainedAuditEvent[]>;
+
+  close(): Promise<void>;
+}
