@@ -112,6 +112,12 @@ export interface Store {
   addKeyVersion(version: KeyVersionRecord, updatedAt: string, event: AuditEventInput): Promise<void>;
   updateKey(name: string, patch: KeyPatch, updatedAt: string, event: AuditEventInput): Promise<void>;
 
+  /**
+   * Destroys a key: state `destroyed`, every version's sealed material erased
+   * (and the storage's free pages overwritten where the engine can).
+   */
+  destroyKey(name: string, updatedAt: string, event: AuditEventInput): Promise<void>;
+
   putToken(token: TokenRecord, event: AuditEventInput): Promise<void>;
   getToken(hash: string): Promise<TokenRecord | null>;
 

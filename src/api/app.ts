@@ -1,0 +1,134 @@
+/**
+ * `createApp(deps)`: the HTTP API as a hono application with no module-level
+ * state, so tests build it in memory and call `app.request()`. Cross-cutting
+ * concerns live here and nowhere else: request ids, the body size limit, JSON
+ * errors for every refusal (malformed JSON, wrong types, unknown fields,
+ * oversize bodies, unknown routes — always 4xx with `{error:{code,message}}`),
+ * and the one place an unexpected fault becomes a generic 500 that is logged
+ * for the operator and tells the caller nothing.
+ */
+import { randomUUID } from "node:crypto";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { Logger } from "pino";
+import type { Auditor } from "../audit/auditor.js";
+import type { SealManager } from "../custody/seal.js";
+import { CustosError } from "../errors.js";
+import type { EnvelopeService } from "../keys/envelope-ops.js";
+import type { KeyRing } from "../keys/keyring.js";
+import type { Authorizer } from "../policy/authorizer.js";
+import type { Store } from "../store/store.js";
+import { gateFactory } from "./gate.js";
+import { auditRoutes } from "./routes/audit.js";
+import { envelopeRoutes } from "./routes/envelope.js";
+import { keyRoutes } from "./routes/keys.js";
+import { sysRoutes } from "./routes/sys.js";
+import { tokenRoutes } from "./routes/tokens.js";
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+export interface AppDeps {
+  store: Store;
+  seal: SealManager;
+  keys: KeyRing;
+  envelope: EnvelopeService;
+  auditor: Auditor;
+  authorizer: Authorizer;
+  log: Logger;
+}
+
+export type App = OpenAPIHono;
+
+export function errorBody(code: string, message: string, details?: Record<string, unknown>) {
+  return { error: { code, message, ...details } };
+}
+
+/** Turns zod's issues into one message that names each field and what is wrong with it. */
+function describeIssues(
+  issues: readonly { path: PropertyKey[]; message: string; code?: string; keys?: string[] }[],
+) {
+  return issues
+    .slice(0, 5)
+    .map((i) => {
+      const where = i.path.length ? i.path.map(String).join(".") : "body";
+      if (i.code === "unrecognized_keys" && i.keys) return `${where}: unknown field(s) ${i.keys.join(", ")}`;
+      return `${where}: ${i.message}`;
+    })
+    .join("; ");
+}
+
+export function createApp(deps: AppDeps): App {
+  const app = new OpenAPIHono({
+    defaultHook: (result, c) => {
+      if (!result.success) {
+        return c.json(errorBody("invalid_request", describeIssues(result.error.issues)), 400);
+      }
+    },
+  });
+
+  app.use("*", async function requestId(c, next) {
+    const given = c.req.header("x-request-id");
+    const id = given !== undefined && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
+    c.set("requestId", id);
+    c.header("x-request-id", id);
+    c.header("cache-control", "no-store");
+    await next();
+  });
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) =>
+        c.json(errorBody("body_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`), 413),
+    }),
+  );
+
+  app.onError((err, c) => handleError(err, c, deps.log));
+  app.notFound((c) => c.json(errorBody("not_found", `no route ${c.req.method} ${c.req.path}`), 404));
+
+  const gate = gateFactory(deps);
+  sysRoutes(app, deps, gate);
+  keyRoutes(app, deps, gate);
+  envelopeRoutes(app, deps, gate);
+  tokenRoutes(app, deps, gate);
+  auditRoutes(app, deps, gate);
+
+  app.get("/healthz", (c) => c.json({ ok: true }));
+  app.get("/readyz", (c) =>
+    deps.seal.sealed
+      ? c.json({ ready: false, sealed: true, initialized: deps.seal.initialized }, 503)
+      : c.json({ ready: true }),
+  );
+  app.doc31("/v1/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "custos",
+      version: "1",
+      description: "Key custody service for electronic health records",
+    },
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+  return app;
+}
+
+function handleError(err: Error, c: Context, log: Logger): Response {
+  if (err instanceof CustosError) {
+    return c.json(err.toJSON(), err.status);
+  }
+  if (err instanceof HTTPException) {
+    const status = err.status;
+    if (status === 400) return c.json(errorBody("invalid_json", "the request body is not valid JSON"), 400);
+    if (status === 415) {
+      return c.json(
+        errorBody("unsupported_media_type", "send the body as Content-Type: application/json"),
+        415,
+      );
+    }
+    if (status === 413) return c.json(errorBody("body_too_large", "request body too large"), 413);
+    if (status < 500) return c.json(errorBody("bad_request", err.message), status);
+  }
+  log.error({ err, requestId: c.get("requestId"), path: c.req.path }, "internal error");
+  return c.json(errorBody("internal", "internal error; the operator log has the details"), 500);
+}

@@ -1,0 +1,132 @@
+/**
+ * Key administration: create, list, describe, rotate, update (enable/disable,
+ * minimum decryption version, rotation period), schedule and cancel
+ * destruction. Responses describe keys and never carry key material.
+ */
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppDeps } from "../app.js";
+import type { Gate } from "../gate.js";
+import { CreateKeyRequest, ErrorSchema, KeyInfoSchema, KeyNameParam, UpdateKeyRequest } from "../schemas.js";
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+const errors = {
+  400: json(ErrorSchema, "Invalid request"),
+  401: json(ErrorSchema, "No valid token"),
+  403: json(ErrorSchema, "Not allowed"),
+  404: json(ErrorSchema, "No such key"),
+  409: json(ErrorSchema, "Conflict with the key's state"),
+  503: json(ErrorSchema, "Sealed or audit unavailable"),
+};
+
+export function keyRoutes(app: OpenAPIHono, { keys }: AppDeps, gate: Gate): void {
+  const who = (c: { get(k: "principal"): { id: string }; get(k: "requestId"): string }) => ({
+    principal: c.get("principal").id,
+    requestId: c.get("requestId"),
+  });
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/keys",
+      tags: ["keys"],
+      summary: "Create a key (version 1)",
+      security: [{ bearer: [] }],
+      middleware: [gate("keys.create")] as const,
+      request: { body: { required: true, content: { "application/json": { schema: CreateKeyRequest } } } },
+      responses: { 201: json(KeyInfoSchema, "The new key"), ...errors },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      return c.json(await keys.create(body.name, body.rotationPeriodSeconds, who(c)), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/keys",
+      tags: ["keys"],
+      summary: "List keys",
+      security: [{ bearer: [] }],
+      middleware: [gate("keys.list")] as const,
+      responses: { 200: json(z.object({ keys: z.array(KeyInfoSchema) }), "All keys"), ...errors },
+    }),
+    async (c) => c.json({ keys: await keys.list() }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/keys/{name}",
+      tags: ["keys"],
+      summary: "Describe a key",
+      security: [{ bearer: [] }],
+      middleware: [gate("keys.read")] as const,
+      request: { params: KeyNameParam },
+      responses: { 200: json(KeyInfoSchema, "The key"), ...errors },
+    }),
+    async (c) => c.json(await keys.describe(c.req.valid("param").name), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/keys/{name}/rotate",
+      tags: ["keys"],
+      summary: "Add a new version; it becomes the one used to wrap",
+      security: [{ bearer: [] }],
+      middleware: [gate("keys.rotate")] as const,
+      request: { params: KeyNameParam },
+      responses: { 200: json(KeyInfoSchema, "The key after rotation"), ...errors },
+    }),
+    async (c) => c.json(await keys.rotate(c.req.valid("param").name, who(c)), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: "/v1/keys/{name}",
+      tags: ["keys"],
+      summary: "Enable or disable, set the minimum decryption version or the rotation period",
+      security: [{ bearer: [] }],
+      middleware: [gate("keys.update")] as const,
+      request: {
+        params: KeyNameParam,
+        body: { required: true, content: { "application/json": { schema: UpdateKeyRequest } } },
+      },
+      responses: { 200: json(KeyInfoSchema, "The key after the change"), ...errors },
+    }),
+    async (c) => c.json(await keys.update(c.req.valid("param").name, c.req.valid("json"), who(c)), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/v1/keys/{name}",
+      tags: ["keys"],
+      summary: "Schedule the key's destruction after the waiting period (cancellable)",
+      security: [{ bearer: [] }],
+      middleware: [gate("keys.destroy")] as const,
+      request: { params: KeyNameParam },
+      responses: { 202: json(KeyInfoSchema, "The key, pending destruction"), ...errors },
+    }),
+    async (c) => c.json(await keys.scheduleDestruction(c.req.valid("param").name, who(c)), 202),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/keys/{name}/cancel-destruction",
+      tags: ["keys"],
+      summary: "Cancel a scheduled destruction; the key stays disabled until enabled",
+      security: [{ bearer: [] }],
+      middleware: [gate("keys.destroy")] as const,
+      request: { params: KeyNameParam },
+      responses: { 200: json(KeyInfoSchema, "The key, disabled"), ...errors },
+    }),
+    async (c) => c.json(await keys.cancelDestruction(c.req.valid("param").name, who(c)), 200),
+  );
+}

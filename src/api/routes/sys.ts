@@ -1,0 +1,106 @@
+/**
+ * The custody ceremony over HTTP: seal status (public, so custodians can see
+ * the ceremony nonce and key), init, unseal submissions, seal. Init and unseal
+ * need no token — the custodians' shares are the credential — but each step
+ * is audited with the custodian who acted.
+ */
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import type { AppDeps } from "../app.js";
+import type { Gate } from "../gate.js";
+import { ErrorSchema, InitRequest, InitResponse, SealStatusSchema, UnsealRequest } from "../schemas.js";
+
+const errors = {
+  400: { description: "Invalid request", content: { "application/json": { schema: ErrorSchema } } },
+  409: { description: "Conflict", content: { "application/json": { schema: ErrorSchema } } },
+  503: {
+    description: "Sealed or audit unavailable",
+    content: { "application/json": { schema: ErrorSchema } },
+  },
+};
+
+export function sysRoutes(app: OpenAPIHono, { seal }: AppDeps, gate: Gate): void {
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/sys/seal-status",
+      tags: ["sys"],
+      summary: "Seal state and the current unseal ceremony's nonce and key",
+      responses: {
+        200: { description: "Seal status", content: { "application/json": { schema: SealStatusSchema } } },
+      },
+    }),
+    (c) => c.json(seal.status(), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/sys/init",
+      tags: ["sys"],
+      summary: "Make the root key and split it among custodians",
+      request: { body: { required: true, content: { "application/json": { schema: InitRequest } } } },
+      responses: {
+        200: {
+          description: "Encrypted shares and the root token",
+          content: { "application/json": { schema: InitResponse } },
+        },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const result = await seal.init(body.threshold, body.custodians, c.get("requestId"));
+      return c.json(
+        {
+          initId: result.initId,
+          threshold: result.threshold,
+          shares: result.shareFiles,
+          rootToken: result.rootToken,
+        },
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/sys/unseal",
+      tags: ["sys"],
+      summary: "Submit one custodian's share (HPKE-encrypted to the ceremony key), or reset the ceremony",
+      request: { body: { required: true, content: { "application/json": { schema: UnsealRequest } } } },
+      responses: {
+        200: {
+          description: "Seal status after the submission",
+          content: { "application/json": { schema: SealStatusSchema } },
+        },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const requestId = c.get("requestId");
+      if ("reset" in body) return c.json(await seal.reset("anonymous", requestId), 200);
+      return c.json(await seal.submit(body, requestId), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/sys/seal",
+      tags: ["sys"],
+      summary: "Seal this node: drop the root key and every loaded key",
+      security: [{ bearer: [] }],
+      middleware: [gate("sys.seal", { needsUnsealed: false })] as const,
+      responses: {
+        200: { description: "Seal status", content: { "application/json": { schema: SealStatusSchema } } },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      await seal.seal(c.get("principal").id, c.get("requestId"));
+      return c.json(seal.status(), 200);
+    },
+  );
+}

@@ -1,0 +1,205 @@
+/**
+ * Request and response schemas of the HTTP API. They are the one place input
+ * is checked at the edge: strict objects (an unknown field is an error, not
+ * ignored), bounded strings, maps and arrays, and messages that name the
+ * field and the limit. The same schemas produce the OpenAPI document.
+ */
+import { z } from "@hono/zod-openapi";
+import { CONTEXT_KEY_RE, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_VALUE_BYTES } from "../crypto/context.js";
+import { KEY_NAME_RE } from "../crypto/envelope.js";
+import { MAX_PAYLOAD_BYTES } from "../keys/envelope-ops.js";
+import { PURPOSES_OF_USE } from "../keys/purpose.js";
+import { GRANTABLE_ROLES } from "../policy/authorizer.js";
+
+const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const B64U_RE = /^[A-Za-z0-9_-]*$/;
+const HEX32_RE = /^[0-9a-f]{32}$/;
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({ code: z.string(), message: z.string() }).catchall(z.unknown()),
+  })
+  .openapi("Error");
+
+export const KeyNameParam = z.object({
+  name: z
+    .string()
+    .regex(KEY_NAME_RE, "key name must match ^[a-z0-9][a-z0-9._-]{0,127}$")
+    .openapi({ param: { name: "name", in: "path" }, example: "ehr-nyu-notes" }),
+});
+
+export const ContextSchema = z
+  .record(z.string().regex(CONTEXT_KEY_RE, `context keys must match ${CONTEXT_KEY_RE.source}`), z.string())
+  .refine((m) => Object.keys(m).length <= MAX_CONTEXT_ENTRIES, {
+    message: `context may have at most ${MAX_CONTEXT_ENTRIES} entries`,
+  })
+  .refine((m) => Object.values(m).every((v) => Buffer.byteLength(v, "utf8") <= MAX_CONTEXT_VALUE_BYTES), {
+    message: `context values may be at most ${MAX_CONTEXT_VALUE_BYTES} bytes`,
+  })
+  .openapi("EncryptionContext", { example: { institution: "nyu", patient: "MRN-0012345" } });
+
+export const PurposeSchema = z
+  .enum(PURPOSES_OF_USE, { error: "purpose must be an HL7 PurposeOfUse code such as TREAT, ETREAT, HPAYMT" })
+  .openapi("PurposeOfUse");
+
+const maxB64 = Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4;
+const PlaintextSchema = z
+  .string()
+  .max(maxB64, `plaintext must be at most ${MAX_PAYLOAD_BYTES} bytes (base64)`)
+  .regex(B64_RE, "plaintext must be standard base64");
+const CiphertextSchema = z
+  .string()
+  .max(8192, "ciphertext is too long")
+  .regex(/^custos:v[0-9]+:[A-Za-z0-9_-]+$/, "ciphertext must be in the form custos:v1:<base64url>")
+  .openapi({ example: "custos:v1:AQ1laHItbnl1LW5vdGVzAAAAAQ…" });
+
+const use = { context: ContextSchema.default({}), purpose: PurposeSchema };
+
+export const DatakeyRequest = z.strictObject(use).openapi("DatakeyRequest");
+export const EncryptRequest = z
+  .strictObject({ ...use, plaintext: PlaintextSchema })
+  .openapi("EncryptRequest");
+export const DecryptRequest = z
+  .strictObject({ ...use, ciphertext: CiphertextSchema })
+  .openapi("DecryptRequest");
+
+export const WrapResponse = z
+  .object({ ciphertext: z.string(), keyVersion: z.number().int(), plaintext: z.string().optional() })
+  .openapi("WrapResponse");
+export const DecryptResponse = z
+  .object({ plaintext: z.string(), keyVersion: z.number().int() })
+  .openapi("DecryptResponse");
+
+const RotationPeriod = z
+  .number()
+  .int()
+  .min(3600, "rotationPeriodSeconds must be at least 3600")
+  .max(10 * 365 * 86400, "rotationPeriodSeconds must be at most ten years");
+
+export const CreateKeyRequest = z
+  .strictObject({
+    name: KeyNameParam.shape.name,
+    rotationPeriodSeconds: RotationPeriod.nullable().default(null),
+  })
+  .openapi("CreateKeyRequest");
+
+export const UpdateKeyRequest = z
+  .strictObject({
+    enabled: z.boolean().optional(),
+    minDecryptionVersion: z.number().int().min(1).optional(),
+    rotationPeriodSeconds: RotationPeriod.nullable().optional(),
+  })
+  .openapi("UpdateKeyRequest");
+
+export const KeyInfoSchema = z
+  .object({
+    name: z.string(),
+    protection: z.string(),
+    state: z.enum(["enabled", "disabled", "pending-destruction", "destroyed"]),
+    latestVersion: z.number().int(),
+    minDecryptionVersion: z.number().int(),
+    rotationPeriodSeconds: z.number().int().nullable(),
+    deletionAt: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    versions: z.array(z.object({ version: z.number().int(), state: z.string(), createdAt: z.string() })),
+  })
+  .openapi("Key");
+
+export const CustodianSchema = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, "custodian id must match ^[a-z0-9][a-z0-9._-]{0,63}$"),
+  publicKey: z.string().length(43, "publicKey must be 32 bytes of base64url").regex(B64U_RE),
+});
+
+export const InitRequest = z
+  .strictObject({
+    threshold: z.number().int().min(2).max(32),
+    custodians: z.array(CustodianSchema).min(2).max(32),
+  })
+  .openapi("InitRequest");
+
+export const ShareFileSchema = z.object({}).catchall(z.unknown()).openapi("ShareFile");
+
+export const InitResponse = z
+  .object({
+    initId: z.string(),
+    threshold: z.number().int(),
+    shares: z.array(ShareFileSchema),
+    rootToken: z.string(),
+  })
+  .openapi("InitResponse");
+
+export const UnsealRequest = z
+  .union([
+    z.strictObject({
+      format: z.literal("custos-unseal/v1"),
+      nonce: z.string().regex(HEX32_RE, "nonce must be 32 hex digits"),
+      custodian: CustodianSchema.shape.id,
+      enc: z.string().max(64).regex(B64U_RE, "enc must be base64url"),
+      ciphertext: z.string().max(512).regex(B64U_RE, "ciphertext must be base64url"),
+    }),
+    z.strictObject({ reset: z.literal(true) }),
+  ])
+  .openapi("UnsealRequest");
+
+export const SealStatusSchema = z
+  .object({
+    initialized: z.boolean(),
+    sealed: z.boolean(),
+    threshold: z.number().int(),
+    shares: z.number().int(),
+    progress: z.number().int(),
+    nonce: z.string().nullable(),
+    ceremonyPublicKey: z.string().nullable(),
+    initId: z.string().nullable(),
+    custodians: z.array(z.string()),
+    submitted: z.array(z.string()),
+    rootGeneration: z.number().int(),
+  })
+  .openapi("SealStatus");
+
+export const CreateTokenRequest = z
+  .strictObject({
+    principal: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/, "principal must be 1-128 of [A-Za-z0-9._@:-]"),
+    roles: z
+      .array(z.enum(GRANTABLE_ROLES, { error: `roles must be among ${GRANTABLE_ROLES.join(", ")}` }))
+      .min(1)
+      .max(4),
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(366 * 86400)
+      .optional(),
+  })
+  .openapi("CreateTokenRequest");
+
+export const TokenResponse = z
+  .object({
+    token: z.string(),
+    principal: z.string(),
+    roles: z.array(z.string()),
+    expiresAt: z.string().nullable(),
+  })
+  .openapi("Token");
+
+export const AuditQuery = z.strictObject({
+  from: z.coerce.number().int().min(1).default(1),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export const AuditEventsResponse = z
+  .object({
+    events: z.array(
+      z.object({
+        seq: z.number().int(),
+        hash: z.string(),
+        canonical: z.string(),
+        event: z.record(z.string(), z.unknown()),
+      }),
+    ),
+    next: z.number().int().nullable(),
+  })
+  .openapi("AuditEvents");

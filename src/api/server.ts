@@ -1,0 +1,91 @@
+/**
+ * Wires a running node: store, auditor, seal, key ring, authoriser, HTTP
+ * server, and the housekeeping timer (scheduled destruction, automatic
+ * rotation). Kept apart from `createApp` so tests can build the app without a
+ * socket and the CLI can start a real server with the same parts. Shutdown
+ * drops every secret, drains the store and closes the socket.
+ */
+import { mkdirSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { serve } from "@hono/node-server";
+import type { Logger } from "pino";
+import { Auditor } from "../audit/auditor.js";
+import { SealManager } from "../custody/seal.js";
+import { EnvelopeService } from "../keys/envelope-ops.js";
+import { KeyRing } from "../keys/keyring.js";
+import { RoleAuthorizer } from "../policy/authorizer.js";
+import { openSqliteStore } from "../store/sqlite.js";
+import type { Store } from "../store/store.js";
+import { type App, createApp } from "./app.js";
+
+export const DEFAULT_DESTRUCTION_WAIT_SECONDS = 7 * 86400;
+const SWEEP_INTERVAL_MS = 60_000;
+
+export interface NodeOptions {
+  dataDir: string;
+  destructionWaitSeconds?: number;
+  log: Logger;
+}
+
+export interface CustosNode {
+  app: App;
+  store: Store;
+  seal: SealManager;
+  keys: KeyRing;
+  close(): Promise<void>;
+}
+
+/** Builds a node on a data directory, without listening. */
+export async function openNode({ dataDir, destructionWaitSeconds, log }: NodeOptions): Promise<CustosNode> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const store = await openSqliteStore(join(dataDir, "custos.db"));
+  const auditor = new Auditor(store);
+  const seal = await SealManager.open(store, auditor);
+  const keys = new KeyRing(store, seal, auditor, destructionWaitSeconds ?? DEFAULT_DESTRUCTION_WAIT_SECONDS);
+  const envelope = new EnvelopeService(keys, auditor);
+  const app = createApp({ store, seal, keys, envelope, auditor, authorizer: new RoleAuthorizer(), log });
+
+  const sweep = () => {
+    keys.sweep().catch((err: unknown) => log.error({ err }, "housekeeping failed; will retry"));
+  };
+  seal.onUnseal(() => {
+    setImmediate(sweep);
+  });
+  const timer = setInterval(sweep, SWEEP_INTERVAL_MS);
+  timer.unref();
+
+  return {
+    app,
+    store,
+    seal,
+    keys,
+    async close() {
+      clearInterval(timer);
+      seal.shutdown();
+      await store.close();
+    },
+  };
+}
+
+export interface ListeningNode extends CustosNode {
+  url: string;
+}
+
+/** Starts the HTTP server on `host:port` (port 0 picks a free one). */
+export async function listen(node: CustosNode, host: string, port: number): Promise<ListeningNode> {
+  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+    const s = serve({ fetch: node.app.fetch, hostname: host, port }, () => resolve(s));
+    s.once("error", reject);
+  });
+  const address = server.address() as AddressInfo;
+  const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return {
+    ...node,
+    url: `http://${shown}:${address.port}`,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await node.close();
+    },
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * Turns what happened into audit events and makes them durable before the
+ * caller hears back. Context values are replaced by keyed HMACs under the
+ * audit key (docs/FORMATS.md §8) so the log can be searched by patient without
+ * holding PHI; the audit key exists only while custos is unsealed, and no
+ * context-bearing operation runs while sealed. A store that cannot make an
+ * event durable turns into a 503 `audit_unavailable`: no audit record, no
+ * operation.
+ */
+import { createHmac } from "node:crypto";
+import type { Secret } from "../crypto/secret.js";
+import { auditUnavailableError, CustosError } from "../errors.js";
+import { type Store, StoreConflictError, StoreUnavailableError } from "../store/store.js";
+import type { AuditEventInput } from "./event.js";
+
+export type EventFields = Omit<AuditEventInput, "time">;
+
+export class Auditor {
+  #contextKey: Secret | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** Installs (on unseal) or removes (on seal) the key that HMACs context values. */
+  setContextKey(key: Secret | null): void {
+    this.#contextKey?.dispose();
+    this.#contextKey = key;
+  }
+
+  event(fields: EventFields): AuditEventInput {
+    const out: AuditEventInput = { time: this.now().toISOString(), ...fields };
+    for (const k of Object.keys(out) as (keyof AuditEventInput)[]) {
+      if (out[k] === undefined) delete out[k];
+    }
+    return out;
+  }
+
+  /** HMACs every context value; without the audit key (sealed) the context is dropped, never stored clear. */
+  hashContext(context: Record<string, string> | undefined): Record<string, string> | undefined {
+    if (context === undefined || this.#contextKey === null) return undefined;
+    const key = this.#contextKey.reveal();
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(context)) {
+      const label = Buffer.from(k, "utf8");
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(label.length);
+      out[k] = createHmac("sha256", key)
+        .update("custos/audit-context/v1")
+        .update(len)
+        .update(label)
+        .update(v, "utf8")
+        .digest("base64url");
+    }
+    return out;
+  }
+
+  /** Appends events that record no state change; fails closed. */
+  async record(...events: AuditEventInput[]): Promise<void> {
+    await durably(() => this.store.appendAudit(events));
+  }
+}
+
+/**
+ * Runs a store write and translates storage failures into the service's
+ * errors: unavailable storage is a 503 (nothing was written), a conflict a 409.
+ */
+export async function durably<T>(write: () => Promise<T>, conflictMessage?: string): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (err instanceof StoreUnavailableError) throw auditUnavailableError();
+    if (err instanceof StoreConflictError) {
+      throw new CustosError(409, "conflict", conflictMessage ?? err.message);
+    }
+    throw err;
+  }
+}

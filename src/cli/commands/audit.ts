@@ -1,0 +1,95 @@
+/**
+ * `custos audit verify`: fetches the whole audit chain and recomputes it here,
+ * trusting nothing the server says about it; reports the first bad event and
+ * what is wrong, and who unsealed the node. `custos audit events` lists events.
+ */
+import type { Command } from "commander";
+import { verifyChain } from "../../audit/chain.js";
+import type { ChainedAuditEvent } from "../../audit/event.js";
+import { CliError, type Client, EXIT } from "../client.js";
+import { asFormat, print } from "../io.js";
+
+interface Page {
+  events: { seq: number; hash: string; canonical: string; event: ChainedAuditEvent["event"] }[];
+  next: number | null;
+}
+
+export async function fetchChain(client: Client, from = 1): Promise<ChainedAuditEvent[]> {
+  const out: ChainedAuditEvent[] = [];
+  let next: number | null = from;
+  while (next !== null) {
+    const page: Page = await client.request<Page>("GET", `/v1/audit/events?from=${next}&limit=1000`);
+    for (const e of page.events) out.push({ event: e.event, canonical: e.canonical, hash: e.hash });
+    next = page.next;
+  }
+  return out;
+}
+
+export function auditCommands(program: Command, client: () => Client): void {
+  const audit = program.command("audit").description("audit log");
+  audit
+    .command("verify")
+    .description("recompute the audit hash chain from its events and report the first break")
+    .option("--format <format>", "text or json", "text")
+    .action(async (opts: { format: string }) => {
+      const format = asFormat(opts.format);
+      const events = await fetchChain(client());
+      const result = verifyChain(events);
+      const unsealers = [
+        ...new Set(
+          events
+            .filter((e) => e.event.operation === "sys.unseal.submit" && e.event.decision === "allow")
+            .map((e) => e.event.custodian ?? "?"),
+        ),
+      ];
+      const unseals = events.filter(
+        (e) => e.event.operation === "sys.unseal" && e.event.decision === "allow",
+      );
+      const head = events.at(-1)?.hash ?? null;
+      const summary = {
+        ok: result.ok,
+        events: events.length,
+        ...(result.ok ? { head } : { firstBadSeq: result.seq, problem: result.problem }),
+        unseals: unseals.map((e) => ({ seq: e.event.seq, time: e.event.time, reason: e.event.reason })),
+        custodiansWhoUnsealed: unsealers,
+      };
+      print(format, summary, () =>
+        result.ok
+          ? [
+              `Audit chain verified: ${events.length} events, head ${head}.`,
+              ...unseals.map((e) => `  #${e.event.seq} ${e.event.time} ${e.event.reason}`),
+            ].join("\n")
+          : `Audit chain BROKEN at event ${result.seq}: ${result.problem}`,
+      );
+      if (!result.ok) throw new CliError(`audit chain broken at event ${result.seq}`, EXIT.refused);
+    });
+  audit
+    .command("events")
+    .description("list audit events")
+    .option("--from <seq>", "first event", Number, 1)
+    .option("--format <format>", "text or json", "text")
+    .action(async (opts: { from: number; format: string }) => {
+      const format = asFormat(opts.format);
+      const events = await fetchChain(client(), opts.from);
+      print(
+        format,
+        events.map((e) => e.event),
+        () =>
+          events
+            .map(({ event: e }) =>
+              [
+                e.seq,
+                e.time,
+                e.principal,
+                e.operation,
+                e.decision,
+                e.key ? `${e.key}${e.keyVersion ? `@${e.keyVersion}` : ""}` : "-",
+                e.purpose ?? "-",
+                e.custodian ?? "",
+                e.reason ?? "",
+              ].join("\t"),
+            )
+            .join("\n"),
+      );
+    });
+}

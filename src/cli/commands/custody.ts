@@ -1,0 +1,227 @@
+/**
+ * Custodian commands: `keygen` (a custodian's X25519 key pair, the private
+ * half under a passphrase), `operator init` (the init ceremony: one share file
+ * per custodian, named after them), `operator unseal` (opens the custodian's
+ * share locally and re-encrypts it to the current ceremony's key, so the share
+ * never crosses the wire in the clear), `operator seal` and `status`. Each
+ * ceremony step prints what happened and what comes next.
+ */
+import { mkdirSync } from "node:fs";
+import { basename, join } from "node:path";
+import type { Command } from "commander";
+import { b64u, hex } from "../../crypto/bytes.js";
+import {
+  generateCustodianKey,
+  openPrivateKeyFile,
+  parsePrivateKeyFile,
+  parsePublicKeyFile,
+} from "../../custody/custodian-key.js";
+import type { SealStatus } from "../../custody/seal.js";
+import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
+import { CliError, type Client, EXIT } from "../client.js";
+import { asFormat, collect, print, readJsonFile, readPassphrase, writeNewFile } from "../io.js";
+
+export function describeStatus(s: SealStatus): string {
+  if (!s.initialized) return "custos is not initialised: run custos operator init";
+  const lines = [
+    `Sealed:        ${s.sealed}`,
+    `Threshold:     ${s.threshold} of ${s.shares}`,
+    `Init id:       ${s.initId}`,
+    `Custodians:    ${s.custodians.join(", ")}`,
+  ];
+  if (s.sealed) {
+    lines.push(
+      `Progress:      ${s.progress}/${s.threshold}${s.submitted.length ? ` (${s.submitted.join(", ")})` : ""}`,
+      `Nonce:         ${s.nonce}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+export function custodyCommands(program: Command, client: () => Client): void {
+  program
+    .command("keygen")
+    .description("make a custodian key pair: NAME.key (passphrase-protected) and NAME.pub")
+    .requiredOption("--out <name>", "path prefix of the files to write (alice → alice.key, alice.pub)")
+    .option("--custodian <id>", "custodian id (default: the base name of --out)")
+    .option("--passphrase-file <file>", "read the passphrase from a file instead of prompting")
+    .action(async (opts: { out: string; custodian?: string; passphraseFile?: string }) => {
+      const id = opts.custodian ?? basename(opts.out);
+      const passphrase = await readPassphrase(opts.passphraseFile, `Passphrase for ${id}'s private key: `);
+      const { publicFile, privateFile } = await generateCustodianKey(id, passphrase).catch((err: Error) => {
+        throw new CliError(err.message, EXIT.usage);
+      });
+      writeNewFile(`${opts.out}.key`, `${JSON.stringify(privateFile, null, 2)}\n`);
+      writeNewFile(`${opts.out}.pub`, `${JSON.stringify(publicFile, null, 2)}\n`, 0o644);
+      process.stderr.write(
+        `Wrote ${opts.out}.key (keep it and its passphrase safe) and ${opts.out}.pub (give it to the operator).\n` +
+          `Fingerprint: ${publicFile.fingerprint}\n`,
+      );
+    });
+
+  const operator = program.command("operator").description("custody ceremonies");
+
+  operator
+    .command("init")
+    .description("initialise custos: make the root key and split it among custodians")
+    .requiredOption("--shares <n>", "number of custodians (N)", Number)
+    .requiredOption("--threshold <k>", "shares needed to unseal (k)", Number)
+    .requiredOption("--custodian <file>", "a custodian's .pub file (repeat N times)", collect)
+    .requiredOption("--out-dir <dir>", "directory for the share files (one per custodian)")
+    .option("--root-token-file <file>", "write the root token to this file instead of printing it")
+    .action(
+      async (opts: {
+        shares: number;
+        threshold: number;
+        custodian: string[];
+        outDir: string;
+        rootTokenFile?: string;
+      }) => {
+        if (opts.custodian.length !== opts.shares) {
+          throw new CliError(
+            `--shares is ${opts.shares} but ${opts.custodian.length} --custodian files were given`,
+            EXIT.usage,
+          );
+        }
+        const custodians = opts.custodian.map((file) => {
+          const id = basename(file).replace(/\.pub$/, "");
+          try {
+            const pub = parsePublicKeyFile(readJsonFile(file, "public key file"), id);
+            return { id: pub.custodian, publicKey: b64u.encode(pub.publicKey) };
+          } catch (err) {
+            if (err instanceof CliError) throw err;
+            throw new CliError(`${file}: ${(err as Error).message}`, EXIT.usage);
+          }
+        });
+        mkdirSync(opts.outDir, { recursive: true, mode: 0o700 });
+        const result = await client().request<{
+          initId: string;
+          shares: { custodian: string }[];
+          rootToken: string;
+        }>("POST", "/v1/sys/init", { threshold: opts.threshold, custodians }, { auth: false });
+        for (const share of result.shares) {
+          writeNewFile(join(opts.outDir, `${share.custodian}.share`), `${JSON.stringify(share, null, 2)}\n`);
+        }
+        if (opts.rootTokenFile) writeNewFile(opts.rootTokenFile, `${result.rootToken}\n`);
+        process.stderr.write(
+          `Initialised custos ${opts.threshold}-of-${opts.shares} (init id ${result.initId}).\n` +
+            `Wrote ${result.shares.length} share files to ${opts.outDir}: give each custodian their own file.\n` +
+            `Any ${opts.threshold} of them unseal custos after a restart (custos operator unseal).\n`,
+        );
+        if (opts.rootTokenFile) process.stderr.write(`Root token written to ${opts.rootTokenFile}.\n`);
+        else process.stdout.write(`Root token: ${result.rootToken}\n`);
+      },
+    );
+
+  operator
+    .command("unseal")
+    .description("submit your share to the current unseal ceremony")
+    .option("--share <file>", "your share file (NAME.share)")
+    .option("--identity <file>", "your private key file (NAME.key)")
+    .option("--passphrase-file <file>", "read the passphrase from a file instead of prompting")
+    .option("--reset", "discard the shares submitted so far and start a new ceremony")
+    .option("--format <format>", "text or json", "text")
+    .action(
+      async (opts: {
+        share?: string;
+        identity?: string;
+        passphraseFile?: string;
+        reset?: boolean;
+        format: string;
+      }) => {
+        const format = asFormat(opts.format);
+        const c = client();
+        if (opts.reset) {
+          const status = await c.request<SealStatus>(
+            "POST",
+            "/v1/sys/unseal",
+            { reset: true },
+            { auth: false },
+          );
+          print(format, status, () => `Ceremony reset.\n${describeStatus(status)}`);
+          return;
+        }
+        if (!opts.share || !opts.identity) {
+          throw new CliError("give --share NAME.share and --identity NAME.key (or --reset)", EXIT.usage);
+        }
+        const shareFile = parseOrUsage(
+          () => parseShareFile(readJsonFile(opts.share!, "share file")),
+          opts.share,
+        );
+        const keyFile = parseOrUsage(
+          () => parsePrivateKeyFile(readJsonFile(opts.identity!, "private key file")),
+          opts.identity,
+        );
+        if (keyFile.custodian !== shareFile.custodian) {
+          throw new CliError(
+            `the share belongs to '${shareFile.custodian}' but the key to '${keyFile.custodian}'`,
+            EXIT.usage,
+          );
+        }
+        const passphrase = await readPassphrase(
+          opts.passphraseFile,
+          `Passphrase for ${keyFile.custodian}'s private key: `,
+        );
+        const privateKey = await openPrivateKeyFile(keyFile, passphrase).catch((err: Error) => {
+          throw new CliError(`${opts.identity}: ${err.message}`, EXIT.usage);
+        });
+        const payload = await openShareFile(shareFile, privateKey)
+          .catch((err: Error) => {
+            throw new CliError(`${opts.share}: ${err.message}`, EXIT.usage);
+          })
+          .finally(() => privateKey.dispose());
+        try {
+          const status = await c.request<SealStatus>("GET", "/v1/sys/seal-status", undefined, {
+            auth: false,
+          });
+          if (!status.initialized) throw new CliError("custos is not initialised", EXIT.sealed);
+          if (!status.sealed || status.nonce === null || status.ceremonyPublicKey === null) {
+            print(format, status, () => "custos is already unsealed; nothing to do.");
+            return;
+          }
+          const submission = await makeUnsealSubmission(
+            payload,
+            hex.decode(status.nonce, "nonce"),
+            Buffer.from(status.ceremonyPublicKey, "base64url"),
+          );
+          const after = await c.request<SealStatus>("POST", "/v1/sys/unseal", submission, { auth: false });
+          print(format, after, () =>
+            after.sealed
+              ? `Share of ${payload.holder} accepted: ${after.progress} of ${after.threshold}. ${after.threshold - after.progress} more custodian(s) must run custos operator unseal.`
+              : `Share of ${payload.holder} accepted. custos is unsealed.`,
+          );
+        } finally {
+          payload.share.dispose();
+        }
+      },
+    );
+
+  operator
+    .command("seal")
+    .description("seal custos: drop the root key and every loaded key from memory")
+    .action(async () => {
+      await client().request("POST", "/v1/sys/seal", {});
+      process.stderr.write("custos is sealed. Custodians must run custos operator unseal to reopen it.\n");
+    });
+
+  program
+    .command("status")
+    .description("seal status of the server")
+    .option("--format <format>", "text or json", "text")
+    .action(async (opts: { format: string }) => {
+      const format = asFormat(opts.format);
+      const status = await client().request<SealStatus>("GET", "/v1/sys/seal-status", undefined, {
+        auth: false,
+      });
+      print(format, status, () => describeStatus(status));
+    });
+}
+
+function parseOrUsage<T>(parse: () => T, file: string): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`${file}: ${(err as Error).message}`, EXIT.usage);
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * `custos server`: runs a node. `--dev` is the quick start, like
+ * `vault server -dev`: a SQLite file in a temporary (or given) directory,
+ * initialised 2-of-3 with development custodians whose keys sit next to the
+ * data, unsealed automatically, the root token printed — and loudly not for
+ * production, since whoever reads that directory holds the root key.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Command } from "commander";
+import pino from "pino";
+import { type CustosNode, listen, openNode } from "../../api/server.js";
+import { Auditor, durably } from "../../audit/auditor.js";
+import { hex } from "../../crypto/bytes.js";
+import { hashToken } from "../../crypto/token.js";
+import {
+  generateCustodianKey,
+  openPrivateKeyFile,
+  parsePrivateKeyFile,
+} from "../../custody/custodian-key.js";
+import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
+import { CliError, EXIT } from "../client.js";
+
+const DEV_CUSTODIANS = ["dev-alice", "dev-bob", "dev-carol"];
+
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) throw new CliError(`--listen '${value}' must be HOST:PORT`, EXIT.usage);
+  return { host: m[1] ?? m[2] ?? "127.0.0.1", port };
+}
+
+export function serverCommand(program: Command): void {
+  program
+    .command("server")
+    .description("run a custos node")
+    .option("--data-dir <dir>", "where the node keeps its SQLite store (required unless --dev)")
+    .option("--listen <host:port>", "address to listen on", "127.0.0.1:8200")
+    .option(
+      "--dev",
+      "development mode: temporary store, initialised and unsealed automatically; NOT FOR PRODUCTION",
+    )
+    .option("--dev-root-token <token>", "in --dev mode, also accept this root token")
+    .option("--destruction-wait-seconds <s>", "waiting period before a scheduled key destruction", Number)
+    .option("--log-level <level>", "pino log level", "info")
+    .action(
+      async (opts: {
+        dataDir?: string;
+        listen: string;
+        dev?: boolean;
+        devRootToken?: string;
+        destructionWaitSeconds?: number;
+        logLevel: string;
+      }) => {
+        if (!opts.dev && !opts.dataDir)
+          throw new CliError("give --data-dir DIR (or --dev for a development server)", EXIT.usage);
+        if (opts.devRootToken && !opts.dev)
+          throw new CliError("--dev-root-token only makes sense with --dev", EXIT.usage);
+        const wait = opts.destructionWaitSeconds;
+        if (wait !== undefined && (!Number.isInteger(wait) || wait < 0)) {
+          throw new CliError("--destruction-wait-seconds must be a non-negative integer", EXIT.usage);
+        }
+        const { host, port } = parseListen(opts.listen);
+        const log = pino({ level: opts.logLevel }, pino.destination(2));
+        const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "custos-dev-"));
+        const node = await openNode({ dataDir, destructionWaitSeconds: wait, log });
+        const running = await listen(node, host, port);
+        let rootToken: string | null = null;
+        if (opts.dev) rootToken = await devBootstrap(node, dataDir, opts.devRootToken);
+        log.info({ url: running.url, dataDir, sealed: node.seal.sealed }, "custos listening");
+        process.stdout.write(`custos listening on ${running.url} (data in ${dataDir})\n`);
+        if (opts.dev) {
+          process.stdout.write(
+            [
+              "",
+              "==================================================================",
+              " DEVELOPMENT MODE — NOT FOR PRODUCTION",
+              " The custodians' keys and shares are stored next to the data in",
+              ` ${join(dataDir, "dev")}; anyone who reads it holds the root key.`,
+              "==================================================================",
+              "",
+              `   export CUSTOS_ADDR='${running.url}'`,
+              ...(rootToken
+                ? [`   export CUSTOS_TOKEN='${rootToken}'`]
+                : ["   (root token printed when this directory was initialised)"]),
+              "",
+            ].join("\n"),
+          );
+        }
+        const stop = (signal: string) => {
+          log.info({ signal }, "shutting down");
+          running.close().then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
+        };
+        process.once("SIGINT", () => stop("SIGINT"));
+        process.once("SIGTERM", () => stop("SIGTERM"));
+      },
+    );
+}
+
+/** Initialises (first run) or unseals (later runs) a development node from the files in DATA/dev. */
+async function devBootstrap(
+  node: CustosNode,
+  dataDir: string,
+  devRootToken?: string,
+): Promise<string | null> {
+  const devDir = join(dataDir, "dev");
+  mkdirSync(devDir, { recursive: true, mode: 0o700 });
+  const passFile = join(devDir, "passphrase");
+  let rootToken: string | null = null;
+  if (!node.seal.initialized) {
+    const passphrase = randomBytes(24).toString("base64url");
+    writeFileSync(passFile, passphrase, { mode: 0o600 });
+    const custodians = [];
+    for (const id of DEV_CUSTODIANS) {
+      const { publicFile, privateFile } = await generateCustodianKey(id, passphrase, { scryptN: 2 ** 15 });
+      writeFileSync(join(devDir, `${id}.key`), JSON.stringify(privateFile, null, 2), { mode: 0o600 });
+      writeFileSync(join(devDir, `${id}.pub`), JSON.stringify(publicFile, null, 2));
+      custodians.push({ id, publicKey: publicFile.publicKey });
+    }
+    const result = await node.seal.init(2, custodians);
+    for (const share of result.shareFiles) {
+      writeFileSync(join(devDir, `${share.custodian}.share`), JSON.stringify(share, null, 2), {
+        mode: 0o600,
+      });
+    }
+    rootToken = result.rootToken;
+  } else if (node.seal.sealed) {
+    const passphrase = readFileSync(passFile, "utf8");
+    for (const id of DEV_CUSTODIANS.slice(0, 2)) {
+      const status = node.seal.status();
+      if (!status.sealed) break;
+      const key = await openPrivateKeyFile(
+        parsePrivateKeyFile(JSON.parse(readFileSync(join(devDir, `${id}.key`), "utf8"))),
+        passphrase,
+      );
+      const payload = await openShareFile(
+        parseShareFile(JSON.parse(readFileSync(join(devDir, `${id}.share`), "utf8"))),
+        key,
+      );
+      key.dispose();
+      const submission = await makeUnsealSubmission(
+        payload,
+        hex.decode(status.nonce ?? "", "nonce"),
+        Buffer.from(status.ceremonyPublicKey ?? "", "base64url"),
+      );
+      payload.share.dispose();
+      await node.seal.submit(submission);
+    }
+  }
+  if (devRootToken) {
+    const tokenFile = join(devDir, "dev-root-token.sha256");
+    const hash = hashToken(devRootToken);
+    if (!existsSync(tokenFile) || readFileSync(tokenFile, "utf8") !== hash) {
+      const auditor = new Auditor(node.store);
+      await durably(() =>
+        node.store.putToken(
+          {
+            hash,
+            principal: "root",
+            roles: ["root"],
+            createdBy: "dev",
+            createdAt: new Date().toISOString(),
+            expiresAt: null,
+          },
+          auditor.event({
+            principal: "dev",
+            operation: "tokens.create",
+            decision: "allow",
+            reason: "dev root token",
+          }),
+        ),
+      );
+      writeFileSync(tokenFile, hash, { mode: 0o600 });
+    }
+    rootToken = devRootToken;
+  }
+  return rootToken;
+}

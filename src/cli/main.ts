@@ -1,0 +1,45 @@
+/**
+ * The `custos` command. Conventions of the `vault` CLI: the server address in
+ * CUSTOS_ADDR, the token in CUSTOS_TOKEN, subcommands per area. Exit codes
+ * (README, "CLI exit codes"): 0 success, 1 refused by the server, 2 bad usage
+ * or local input, 3 server unreachable or failing, 4 sealed. Errors go to
+ * stderr as one line saying what went wrong and what to do next.
+ */
+import { Command, CommanderError } from "commander";
+import { CliError, Client, EXIT } from "./client.js";
+import { auditCommands } from "./commands/audit.js";
+import { custodyCommands } from "./commands/custody.js";
+import { keyCommands } from "./commands/keys.js";
+import { serverCommand } from "./commands/server.js";
+
+const program = new Command("custos")
+  .description("key custody for electronic health records")
+  .option("--addr <url>", "server address (default: CUSTOS_ADDR or http://127.0.0.1:8200)")
+  .option("--token <token>", "access token (default: CUSTOS_TOKEN)")
+  .exitOverride()
+  .showHelpAfterError("(custos --help lists the commands)");
+
+const client = () => {
+  const { addr, token } = program.opts<{ addr?: string; token?: string }>();
+  return new Client({ addr, token });
+};
+
+serverCommand(program);
+custodyCommands(program, client);
+keyCommands(program, client);
+auditCommands(program, client);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else if (err instanceof CliError) {
+    const detail = err.details && Object.keys(err.details).length ? ` ${JSON.stringify(err.details)}` : "";
+    process.stderr.write(`custos: ${err.message}${err.code ? ` [${err.code}]` : ""}${detail}\n`);
+    process.exitCode = err.exitCode;
+  } else {
+    process.stderr.write(`custos: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = EXIT.unavailable;
+  }
+}

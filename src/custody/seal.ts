@@ -1,0 +1,508 @@
+/**
+ * The seal: the life cycle of the root key on this node. `init` makes the root
+ * key, splits it k-of-N among custodians and forgets it only after the shares
+ * and the sealed system secrets are durable; after a restart the node is
+ * sealed until k custodians submit shares to an unseal ceremony. A ceremony
+ * has a nonce and an ephemeral HPKE key, so a submission is bound to it; each
+ * submission is checked on its own (ceremony, custodian, decryption, init id,
+ * commitment) and a bad one is refused by name without spoiling the shares
+ * already accepted. Submissions are serialised, so two submissions for one
+ * custodian cannot both pass the duplicate check. Every step is audited, and a
+ * step whose audit record cannot be written does not count.
+ */
+import type { Auditor } from "../audit/auditor.js";
+import { durably } from "../audit/auditor.js";
+import { b64u, hex, randomBytes } from "../crypto/bytes.js";
+import { unwrap, wrap } from "../crypto/envelope.js";
+import { generateX25519KeyPair } from "../crypto/hpke.js";
+import { type KeyHandle, SoftwareKeyHandle } from "../crypto/key-handle.js";
+import { Secret } from "../crypto/secret.js";
+import {
+  combineShares,
+  KeyCheckError,
+  keyCheckValue,
+  splitRootKey,
+  verifyShareCommitment,
+} from "../crypto/shamir.js";
+import { hashToken, newToken } from "../crypto/token.js";
+import { CustosError } from "../errors.js";
+import type { SealConfig, Store } from "../store/store.js";
+import { CUSTODIAN_ID_RE } from "./custodian-key.js";
+import {
+  openUnsealSubmission,
+  type ShareFile,
+  type SharePayload,
+  sealShareFile,
+  type UnsealSubmission,
+} from "./share-format.js";
+
+export const ROOT_KEY_NAME = "_root";
+export const MIN_THRESHOLD = 2;
+export const MAX_SHARES = 32;
+const AUDIT_KEY_CONTEXT = { "custos.record": "audit-key" };
+
+export interface CustodianInput {
+  id: string;
+  /** X25519 public key, b64u. */
+  publicKey: string;
+}
+
+export interface InitResult {
+  initId: string;
+  threshold: number;
+  shareFiles: ShareFile[];
+  rootToken: string;
+}
+
+export interface SealStatus {
+  initialized: boolean;
+  sealed: boolean;
+  threshold: number;
+  shares: number;
+  progress: number;
+  /** Current unseal ceremony: nonce (hex) and ephemeral HPKE public key (b64u); null when unsealed. */
+  nonce: string | null;
+  ceremonyPublicKey: string | null;
+  initId: string | null;
+  custodians: string[];
+  submitted: string[];
+  rootGeneration: number;
+}
+
+interface Ceremony {
+  nonce: Uint8Array;
+  publicKey: Uint8Array;
+  privateKey: Secret;
+  accepted: Map<string, SharePayload>;
+}
+
+type Listener = (root: KeyHandle) => Promise<void> | void;
+
+/** Why a share was refused; the codes are stable and documented in docs/FORMATS.md §5.3. */
+export type ShareRefusal =
+  | "wrong_ceremony"
+  | "unknown_custodian"
+  | "duplicate_custodian"
+  | "undecryptable"
+  | "wrong_init"
+  | "commitment_mismatch"
+  | "key_check_failed";
+
+const REFUSAL_TEXT: Record<ShareRefusal, string> = {
+  wrong_ceremony:
+    "it was prepared for another unseal ceremony (stale or replayed); fetch the status and retry",
+  unknown_custodian: "this custodian is not part of the seal configuration",
+  duplicate_custodian: "this custodian has already submitted a share in this ceremony",
+  undecryptable: "it does not open with this ceremony's key (tampered or made for another ceremony)",
+  wrong_init: "it belongs to another initialisation of custos, not the one this node holds",
+  commitment_mismatch: "it does not match its commitment (corrupted or altered share)",
+  key_check_failed: "the reconstructed key failed its key check value; the ceremony was reset",
+};
+
+export class ShareRefusedError extends CustosError {
+  constructor(
+    readonly custodian: string,
+    readonly reason: ShareRefusal,
+  ) {
+    super(
+      reason === "duplicate_custodian" || reason === "wrong_ceremony" || reason === "wrong_init" ? 409 : 400,
+      "share_refused",
+      `share of custodian '${custodian}' refused: ${REFUSAL_TEXT[reason]}`,
+      { custodian, reason },
+    );
+  }
+}
+
+export class SealManager {
+  #config: SealConfig | null;
+  #root: SoftwareKeyHandle | null = null;
+  #ceremony: Ceremony | null = null;
+  #queue: Promise<unknown> = Promise.resolve();
+  #onUnseal: Listener[] = [];
+  #onSeal: (() => void)[] = [];
+
+  private constructor(
+    private readonly store: Store,
+    private readonly auditor: Auditor,
+    config: SealConfig | null,
+  ) {
+    this.#config = config;
+  }
+
+  static async open(store: Store, auditor: Auditor): Promise<SealManager> {
+    return new SealManager(store, auditor, await store.getSealConfig());
+  }
+
+  onUnseal(listener: Listener): void {
+    this.#onUnseal.push(listener);
+  }
+
+  onSeal(listener: () => void): void {
+    this.#onSeal.push(listener);
+  }
+
+  get initialized(): boolean {
+    return this.#config !== null;
+  }
+
+  get sealed(): boolean {
+    return this.#root === null;
+  }
+
+  get config(): SealConfig | null {
+    return this.#config;
+  }
+
+  /** The root key's handle; throws `sealed` when there is none. */
+  root(): KeyHandle {
+    if (this.#root === null) throw sealedOrUninitialised(this.initialized);
+    return this.#root;
+  }
+
+  get rootGeneration(): number {
+    return this.#config?.rootGeneration ?? 0;
+  }
+
+  status(): SealStatus {
+    const config = this.#config;
+    const ceremony = this.sealed && config ? this.#currentCeremony() : null;
+    return {
+      initialized: config !== null,
+      sealed: this.sealed,
+      threshold: config?.threshold ?? 0,
+      shares: config?.shares ?? 0,
+      progress: ceremony?.accepted.size ?? 0,
+      nonce: ceremony ? hex.encode(ceremony.nonce) : null,
+      ceremonyPublicKey: ceremony ? b64u.encode(ceremony.publicKey) : null,
+      initId: config?.initId ?? null,
+      custodians: config?.custodians.map((c) => c.id) ?? [],
+      submitted: ceremony ? [...ceremony.accepted.keys()] : [],
+      rootGeneration: config?.rootGeneration ?? 0,
+    };
+  }
+
+  /** The init ceremony. The node is unsealed afterwards. */
+  init(threshold: number, custodians: CustodianInput[], requestId?: string): Promise<InitResult> {
+    return this.#serially(() => this.#init(threshold, custodians, requestId));
+  }
+
+  async #init(threshold: number, custodians: CustodianInput[], requestId?: string): Promise<InitResult> {
+    if (this.#config !== null) {
+      throw new CustosError(409, "already_initialized", "custos is already initialised");
+    }
+    const publicKeys = validateCustodians(threshold, custodians);
+    const rk = Secret.random(32);
+    const initIdBytes = randomBytes(16);
+    const initId = hex.encode(initIdBytes);
+    const ids = custodians.map((c) => c.id);
+    const split = await splitRootKey(rk, ids, threshold, initIdBytes);
+    const root = new SoftwareKeyHandle(rk);
+    const auditKey = Secret.random(32);
+    try {
+      const config: SealConfig = {
+        initId,
+        threshold,
+        shares: custodians.length,
+        custodians: custodians.map((c, i) => ({
+          id: c.id,
+          index: i + 1,
+          publicKey: c.publicKey,
+          commitment: b64u.encode(split.commitments[i]!),
+        })),
+        kcv: b64u.encode(keyCheckValue(rk)),
+        rootGeneration: 1,
+        createdAt: new Date().toISOString(),
+      };
+      const shareFiles: ShareFile[] = [];
+      for (const s of split.shares) {
+        shareFiles.push(
+          await sealShareFile({
+            initId: initIdBytes,
+            index: s.index,
+            holder: s.holder,
+            threshold,
+            shares: custodians.length,
+            recipientPublicKey: publicKeys[s.index - 1]!,
+            share: s.share,
+            commitment: split.commitments[s.index - 1]!,
+          }),
+        );
+      }
+      const sealedAuditKey = await wrap(root, ROOT_KEY_NAME, 1, auditKey.reveal(), AUDIT_KEY_CONTEXT);
+      const rootToken = newToken();
+      const now = new Date().toISOString();
+      await durably(
+        () =>
+          this.store.initialize(
+            config,
+            { "audit-key": sealedAuditKey },
+            {
+              hash: hashToken(rootToken),
+              principal: "root",
+              roles: ["root"],
+              createdBy: "init",
+              createdAt: now,
+              expiresAt: null,
+            },
+            this.auditor.event({
+              principal: "anonymous",
+              operation: "sys.init",
+              decision: "allow",
+              reason: `initialised ${threshold}-of-${custodians.length} with custodians ${ids.join(", ")}; init id ${initId}`,
+              requestId,
+            }),
+          ),
+        "custos is already initialised",
+      );
+      this.#config = config;
+      await this.#becomeUnsealed(root, auditKey);
+      return { initId, threshold, shareFiles, rootToken };
+    } catch (err) {
+      root.dispose();
+      auditKey.dispose();
+      throw err;
+    } finally {
+      for (const s of split.shares) s.share.dispose();
+    }
+  }
+
+  /** One custodian's share for the current unseal ceremony. */
+  submit(submission: UnsealSubmission, requestId?: string): Promise<SealStatus> {
+    return this.#serially(() => this.#submit(submission, requestId));
+  }
+
+  async #submit(sub: UnsealSubmission, requestId?: string): Promise<SealStatus> {
+    const config = this.#config;
+    if (config === null) {
+      throw new CustosError(409, "not_initialized", "custos is not initialised: run custos operator init");
+    }
+    if (!this.sealed) throw new CustosError(409, "not_sealed", "custos is already unsealed");
+    const ceremony = this.#currentCeremony();
+    const custodian = sub.custodian;
+    const refuse = async (reason: ShareRefusal): Promise<never> => {
+      await this.auditor.record(
+        this.auditor.event({
+          principal: `custodian:${custodian}`,
+          operation: "sys.unseal.submit",
+          decision: "deny",
+          reason,
+          custodian,
+          requestId,
+        }),
+      );
+      throw new ShareRefusedError(custodian, reason);
+    };
+
+    if (sub.nonce !== hex.encode(ceremony.nonce)) return refuse("wrong_ceremony");
+    const record = config.custodians.find((c) => c.id === custodian);
+    if (record === undefined) return refuse("unknown_custodian");
+    if (ceremony.accepted.has(custodian)) return refuse("duplicate_custodian");
+    let payload: SharePayload;
+    try {
+      payload = await openUnsealSubmission(sub, ceremony.privateKey, ceremony.nonce);
+    } catch {
+      return refuse("undecryptable");
+    }
+    try {
+      if (hex.encode(payload.initId) !== config.initId) return await refuse("wrong_init");
+      const ok =
+        payload.holder === custodian &&
+        payload.index === record.index &&
+        verifyShareCommitment(
+          payload.initId,
+          record.index,
+          custodian,
+          payload.share.reveal(),
+          b64u.decode(record.commitment, "commitment"),
+        );
+      if (!ok) return await refuse("commitment_mismatch");
+    } catch (err) {
+      payload.share.dispose();
+      throw err;
+    }
+
+    ceremony.accepted.set(custodian, payload);
+    try {
+      await this.auditor.record(
+        this.auditor.event({
+          principal: `custodian:${custodian}`,
+          operation: "sys.unseal.submit",
+          decision: "allow",
+          reason: `share ${ceremony.accepted.size} of ${config.threshold} accepted`,
+          custodian,
+          requestId,
+        }),
+      );
+    } catch (err) {
+      ceremony.accepted.delete(custodian);
+      payload.share.dispose();
+      throw err;
+    }
+    if (ceremony.accepted.size >= config.threshold) await this.#complete(config, ceremony, requestId);
+    return this.status();
+  }
+
+  async #complete(config: SealConfig, ceremony: Ceremony, requestId?: string): Promise<void> {
+    const custodians = [...ceremony.accepted.keys()];
+    const shares = [...ceremony.accepted.values()].map((p) => p.share.reveal());
+    let rk: Secret;
+    try {
+      rk = await combineShares(shares, b64u.decode(config.kcv, "kcv"));
+    } catch (err) {
+      this.#resetCeremony();
+      if (!(err instanceof KeyCheckError)) throw err;
+      await this.auditor.record(
+        this.auditor.event({
+          principal: "custos",
+          operation: "sys.unseal",
+          decision: "error",
+          reason: `key check value mismatch with shares of ${custodians.join(", ")}`,
+          requestId,
+        }),
+      );
+      throw new ShareRefusedError(custodians.join(", "), "key_check_failed");
+    }
+    this.#resetCeremony();
+    const root = new SoftwareKeyHandle(rk);
+    let auditKey: Secret | null = null;
+    try {
+      const sealed = await this.store.getSysSecret("audit-key");
+      if (sealed === null) throw new Error("sealed audit key missing from the store");
+      auditKey = Secret.of(await unwrap(root, sealed, AUDIT_KEY_CONTEXT));
+      await durably(() =>
+        this.store.appendAudit([
+          this.auditor.event({
+            principal: "custos",
+            operation: "sys.unseal",
+            decision: "allow",
+            reason: `unsealed by custodians ${custodians.join(", ")}`,
+            requestId,
+          }),
+        ]),
+      );
+      await this.#becomeUnsealed(root, auditKey);
+    } catch (err) {
+      root.dispose();
+      auditKey?.dispose();
+      throw err;
+    }
+  }
+
+  async #becomeUnsealed(root: SoftwareKeyHandle, auditKey: Secret): Promise<void> {
+    this.#root = root;
+    this.auditor.setContextKey(auditKey);
+    try {
+      for (const listener of this.#onUnseal) await listener(root);
+    } catch (err) {
+      this.#dropRoot();
+      throw err;
+    }
+  }
+
+  /** Seals the node: the root key, every loaded key and the audit key are dropped. */
+  seal(principal: string, requestId?: string): Promise<void> {
+    return this.#serially(async () => {
+      if (this.sealed) return;
+      await this.auditor.record(
+        this.auditor.event({ principal, operation: "sys.seal", decision: "allow", requestId }),
+      );
+      this.#dropRoot();
+    });
+  }
+
+  /** Discards the shares of the current unseal ceremony and starts a new one. */
+  reset(principal: string, requestId?: string): Promise<SealStatus> {
+    return this.#serially(async () => {
+      if (!this.sealed) throw new CustosError(409, "not_sealed", "custos is already unsealed");
+      await this.auditor.record(
+        this.auditor.event({
+          principal,
+          operation: "sys.unseal.reset",
+          decision: "allow",
+          reason: `discarded ${this.#ceremony?.accepted.size ?? 0} submitted share(s)`,
+          requestId,
+        }),
+      );
+      this.#resetCeremony();
+      return this.status();
+    });
+  }
+
+  /** Drops all secrets without auditing (process shutdown). */
+  shutdown(): void {
+    this.#dropRoot();
+    this.#resetCeremony();
+  }
+
+  #dropRoot(): void {
+    for (const listener of this.#onSeal) listener();
+    this.auditor.setContextKey(null);
+    this.#root?.dispose();
+    this.#root = null;
+  }
+
+  #currentCeremony(): Ceremony {
+    if (this.#ceremony === null) {
+      const { publicKey, privateKey } = generateX25519KeyPair();
+      this.#ceremony = { nonce: randomBytes(16), publicKey, privateKey, accepted: new Map() };
+    }
+    return this.#ceremony;
+  }
+
+  #resetCeremony(): void {
+    if (this.#ceremony === null) return;
+    for (const p of this.#ceremony.accepted.values()) p.share.dispose();
+    this.#ceremony.privateKey.dispose();
+    this.#ceremony = null;
+  }
+
+  #serially<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task, task);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+export function sealedOrUninitialised(initialized: boolean): CustosError {
+  return initialized
+    ? new CustosError(503, "sealed", "custos is sealed: custodians must unseal it (custos operator unseal)")
+    : new CustosError(503, "not_initialized", "custos is not initialised: run custos operator init");
+}
+
+function validateCustodians(threshold: number, custodians: CustodianInput[]): Uint8Array[] {
+  const n = custodians.length;
+  if (!Number.isInteger(threshold) || threshold < MIN_THRESHOLD || threshold > n || n > MAX_SHARES) {
+    throw new CustosError(
+      400,
+      "invalid_threshold",
+      `threshold must satisfy ${MIN_THRESHOLD} ≤ threshold ≤ custodians ≤ ${MAX_SHARES} (got ${threshold} of ${n})`,
+    );
+  }
+  const ids = new Set<string>();
+  const keys = new Set<string>();
+  return custodians.map((c) => {
+    if (!CUSTODIAN_ID_RE.test(c.id)) {
+      throw new CustosError(400, "invalid_custodian", `custodian id '${c.id}' must match ${CUSTODIAN_ID_RE}`);
+    }
+    if (ids.has(c.id)) throw new CustosError(400, "invalid_custodian", `custodian '${c.id}' is listed twice`);
+    if (keys.has(c.publicKey)) {
+      throw new CustosError(400, "invalid_custodian", `custodian '${c.id}' shares a public key with another`);
+    }
+    ids.add(c.id);
+    keys.add(c.publicKey);
+    let key: Uint8Array;
+    try {
+      key = b64u.decode(c.publicKey, "publicKey");
+    } catch {
+      key = new Uint8Array(0);
+    }
+    if (key.length !== 32) {
+      throw new CustosError(
+        400,
+        "invalid_custodian",
+        `public key of custodian '${c.id}' must be 32 bytes of base64url`,
+      );
+    }
+    return key;
+  });
+}

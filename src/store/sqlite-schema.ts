@@ -1,0 +1,121 @@
+/**
+ * The SQLite schema (docs/FORMATS.md §9) and the connection settings both
+ * connections share. Tables are STRICT so a wrong type is refused by the
+ * database rather than silently coerced, and CHECK constraints restate the
+ * domain rules that are cheap to state, as a last line of defence behind the
+ * callers' validation. The schema is versioned with `PRAGMA user_version`;
+ * a file from a newer custos is refused rather than written to. Only the
+ * writer thread creates or migrates the schema.
+ */
+import type Database from "better-sqlite3";
+import type { WriterOptions } from "./sqlite-protocol.js";
+
+export const SCHEMA_VERSION = 1;
+
+const SCHEMA_V1 = `
+CREATE TABLE seal_config (
+  id              INTEGER PRIMARY KEY CHECK (id = 1),
+  init_id         TEXT    NOT NULL,
+  threshold       INTEGER NOT NULL CHECK (threshold >= 1),
+  shares          INTEGER NOT NULL CHECK (shares >= threshold),
+  custodians      TEXT    NOT NULL,
+  kcv             TEXT    NOT NULL,
+  root_generation INTEGER NOT NULL,
+  created_at      TEXT    NOT NULL
+) STRICT;
+
+CREATE TABLE sys_secrets (
+  name   TEXT PRIMARY KEY,
+  sealed BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE keys (
+  name                   TEXT PRIMARY KEY,
+  protection             TEXT    NOT NULL CHECK (protection IN ('software')),
+  state                  TEXT    NOT NULL
+                         CHECK (state IN ('enabled', 'disabled', 'pending-destruction', 'destroyed')),
+  latest_version         INTEGER NOT NULL CHECK (latest_version >= 1),
+  min_decryption_version INTEGER NOT NULL CHECK (min_decryption_version >= 1),
+  rotation_period_s      INTEGER CHECK (rotation_period_s > 0),
+  deletion_at            TEXT,
+  created_at             TEXT    NOT NULL,
+  updated_at             TEXT    NOT NULL,
+  CHECK (min_decryption_version <= latest_version)
+) STRICT;
+
+CREATE TABLE key_versions (
+  name            TEXT    NOT NULL REFERENCES keys (name),
+  version         INTEGER NOT NULL CHECK (version >= 1),
+  state           TEXT    NOT NULL CHECK (state IN ('enabled', 'destroyed')),
+  sealed_material BLOB    NOT NULL,
+  created_at      TEXT    NOT NULL,
+  PRIMARY KEY (name, version)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE tokens (
+  hash       TEXT PRIMARY KEY,
+  principal  TEXT NOT NULL,
+  roles      TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  expires_at TEXT
+) STRICT;
+
+CREATE TABLE audit_events (
+  seq       INTEGER PRIMARY KEY CHECK (seq >= 1),
+  time      TEXT NOT NULL,
+  principal TEXT NOT NULL,
+  operation TEXT NOT NULL,
+  key_name  TEXT,
+  decision  TEXT NOT NULL CHECK (decision IN ('allow', 'deny', 'error')),
+  event     TEXT NOT NULL,
+  hash      BLOB NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+
+-- Audit queries filter on one column and page in seq order, so each index
+-- ends in seq: the filter and the ORDER BY are then served by one index.
+CREATE INDEX audit_events_time      ON audit_events (time, seq);
+CREATE INDEX audit_events_principal ON audit_events (principal, seq);
+CREATE INDEX audit_events_key       ON audit_events (key_name, seq);
+CREATE INDEX audit_events_operation ON audit_events (operation, seq);
+CREATE INDEX audit_events_decision  ON audit_events (decision, seq);
+`;
+
+/** Settings for the writer connection: WAL, and a commit is durable when it returns. */
+export function configureWriter(db: Database.Database, options: WriterOptions): void {
+  const mode = db.pragma("journal_mode = WAL", { simple: true });
+  if (mode !== "wal") throw new Error(`SQLite refused WAL mode (journal_mode is ${String(mode)})`);
+  // FULL (not NORMAL) because in WAL mode NORMAL may lose the last commits on
+  // power loss, and a caller told "done" must find its audit event afterwards.
+  db.pragma("synchronous = FULL");
+  db.pragma("foreign_keys = ON");
+  // Deleted or shrunk content (destroyed key material) is overwritten with
+  // zeros in the page instead of lingering in free space.
+  db.pragma("secure_delete = ON");
+  db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs))}`);
+  // A cap makes an over-full database fail exactly like a full disk (SQLITE_FULL).
+  if (options.maxPages !== undefined)
+    db.pragma(`max_page_count = ${Math.max(1, Math.trunc(options.maxPages))}`);
+}
+
+/** Creates the schema in a fresh file, accepts the current one, refuses anything else. */
+export function migrate(db: Database.Database): void {
+  // Read first: a file that is already current needs no write lock, so the
+  // writer can start even while another connection holds the lock.
+  const version = db.pragma("user_version", { simple: true });
+  if (version === SCHEMA_VERSION) return;
+  if (version !== 0) {
+    throw new Error(
+      `database schema version ${String(version)} is not supported (expected ${SCHEMA_VERSION})`,
+    );
+  }
+  db.transaction(() => {
+    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").get() as {
+      n: number;
+    };
+    if (tables.n !== 0)
+      throw new Error("database has tables but no custos schema version; refusing to use it");
+    db.exec(SCHEMA_V1);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}

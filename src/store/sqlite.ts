@@ -1,0 +1,291 @@
+/**
+ * The embedded store: one SQLite file in WAL mode, written by a single writer
+ * thread and read on the main thread. The split exists because a durable
+ * commit waits for fsync, which must not stall the event loop, while reads are
+ * short and in WAL mode never wait for the writer — a separate read-only
+ * connection sees every committed transaction. Writes are queued and group
+ * committed (see sqlite-client.ts and sqlite-writer.ts); each write carries its
+ * audit event into the same transaction, and the writer alone numbers and
+ * chains the events, so there is one chain head and one place that can
+ * advance it.
+ */
+import { resolve as resolvePath } from "node:path";
+import Database from "better-sqlite3";
+import type { AuditDecision, AuditEventInput, ChainedAuditEvent } from "../audit/event.js";
+import { WriterClient, type WriterStats } from "./sqlite-client.js";
+import type { WriteUnit } from "./sqlite-protocol.js";
+import {
+  type AuditRow,
+  auditFromRow,
+  bytes,
+  type KeyRow,
+  type KeyVersionRow,
+  keyFromRow,
+  keyVersionFromRow,
+  type SealConfigRow,
+  sealConfigFromRow,
+  type TokenRow,
+  tokenFromRow,
+} from "./sqlite-rows.js";
+import {
+  type AuditQuery,
+  type KeyPatch,
+  type KeyRecord,
+  type KeyVersionRecord,
+  type SealConfig,
+  type Store,
+  StoreUnavailableError,
+  type TokenRecord,
+} from "./store.js";
+import { checkEvent, checkEvents, checkKeyVersion, checkNewKey, checkPatch } from "./validate.js";
+
+export const AUDIT_PAGE_MAX = 1000;
+
+export interface SqliteStoreOptions {
+  /** How long the writer waits for a lock held by another process before failing the batch. Default 5000. */
+  busyTimeoutMs?: number;
+  /**
+   * Caps the database at this many pages (SQLite `max_page_count`, 4 KiB
+   * each); writes past it fail with StoreUnavailableError, as on a full disk.
+   */
+  maxPages?: number;
+}
+
+/** An audit query that also filters; each filter is served by an index. */
+export interface AuditFilter extends AuditQuery {
+  principal?: string;
+  key?: string;
+  operation?: string;
+  decision?: AuditDecision;
+  /** Inclusive lower bound on `time` (RFC 3339 UTC with milliseconds, so strings order as times). */
+  since?: string;
+  /** Exclusive upper bound on `time`. */
+  until?: string;
+}
+
+const FILTER_COLUMNS = [
+  ["principal", "principal = ?"],
+  ["key", "key_name = ?"],
+  ["operation", "operation = ?"],
+  ["decision", "decision = ?"],
+] as const;
+
+const FILTER_FIELDS = ["principal", "key", "operation", "decision", "since", "until"] as const;
+
+/** Above every RFC 3339 string; stands in for an absent upper time bound. */
+const TIME_MAX = "\uffff";
+
+/** The SQL for an audit search; exported so tests can check its query plan. */
+export function auditQuery(filter: AuditFilter): { sql: string; params: Array<string | number> } {
+  const fromSeq = filter.fromSeq ?? 1;
+  const limit = Math.min(filter.limit ?? AUDIT_PAGE_MAX, AUDIT_PAGE_MAX);
+  if (!Number.isSafeInteger(fromSeq)) throw new RangeError(`fromSeq must be an integer, got ${fromSeq}`);
+  if (!Number.isSafeInteger(limit) || limit < 0) {
+    throw new RangeError(`limit must be a non-negative integer, got ${filter.limit}`);
+  }
+  const { since, until } = filter;
+  for (const field of FILTER_FIELDS) {
+    const value = filter[field];
+    if (value !== undefined && typeof value !== "string") throw new TypeError(`${field} must be a string`);
+  }
+  const timeBound = since !== undefined || until !== undefined;
+  // With a time bound the planner must take the time index: `+seq` stops it
+  // from preferring a rowid scan from fromSeq, and a one-sided bound is made
+  // two-sided because SQLite guesses a one-sided range matches most rows and
+  // would rather scan in seq order. Investigations ask for narrow windows deep
+  // in a long log, where the index is what makes the query cheap.
+  const where = [timeBound ? "+seq >= ?" : "seq >= ?"];
+  const params: Array<string | number> = [fromSeq];
+  if (timeBound) {
+    where.push("time >= ? AND time < ?");
+    params.push(since ?? "", until ?? TIME_MAX);
+  }
+  for (const [field, clause] of FILTER_COLUMNS) {
+    const value = filter[field];
+    if (value === undefined) continue;
+    where.push(clause);
+    params.push(value);
+  }
+  params.push(limit);
+  return {
+    sql: `SELECT seq, event, hash FROM audit_events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`,
+    params,
+  };
+}
+
+export async function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
+  const file = resolvePath(path);
+  // The writer creates and migrates the file first; only then can a
+  // read-only connection open it.
+  const writer = await WriterClient.start({
+    path: file,
+    busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+    ...(options.maxPages !== undefined ? { maxPages: options.maxPages } : {}),
+  });
+  try {
+    const reader = new Database(file, { readonly: true, fileMustExist: true });
+    reader.pragma("busy_timeout = 1000");
+    return new SqliteStore(writer, reader);
+  } catch (err) {
+    await writer.close();
+    throw new StoreUnavailableError(`cannot open ${file} for reading: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+export class SqliteStore implements Store {
+  private closed = false;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** Use openSqliteStore. */
+  constructor(
+    private readonly writer: WriterClient,
+    private readonly reader: Database.Database,
+  ) {}
+
+  /** Group-commit counters: how many transactions served how many writes. */
+  stats(): WriterStats {
+    return this.writer.stats();
+  }
+
+  async getSealConfig(): Promise<SealConfig | null> {
+    const row = this.read<SealConfigRow>("SELECT * FROM seal_config WHERE id = 1");
+    return row === undefined ? null : sealConfigFromRow(row);
+  }
+
+  async initialize(
+    config: SealConfig,
+    secrets: Record<string, Uint8Array>,
+    rootToken: TokenRecord,
+    event: AuditEventInput,
+  ): Promise<void> {
+    checkEvent(event);
+    for (const [name, sealed] of Object.entries(secrets)) {
+      if (!(sealed instanceof Uint8Array)) throw new TypeError(`secrets.${name} must be a Uint8Array`);
+    }
+    return this.write({ write: { op: "initialize", config, secrets, rootToken }, events: [event] });
+  }
+
+  async getSysSecret(name: string): Promise<Uint8Array | null> {
+    const row = this.read<{ sealed: Uint8Array }>("SELECT sealed FROM sys_secrets WHERE name = ?", name);
+    return row === undefined ? null : bytes(row.sealed);
+  }
+
+  async createKey(key: KeyRecord, first: KeyVersionRecord, event: AuditEventInput): Promise<void> {
+    checkNewKey(key, first);
+    checkEvent(event);
+    return this.write({ write: { op: "createKey", key, first }, events: [event] });
+  }
+
+  async getKey(name: string): Promise<KeyRecord | null> {
+    const row = this.read<KeyRow>("SELECT * FROM keys WHERE name = ?", name);
+    return row === undefined ? null : keyFromRow(row);
+  }
+
+  async listKeys(): Promise<KeyRecord[]> {
+    return this.readAll<KeyRow>("SELECT * FROM keys ORDER BY name").map(keyFromRow);
+  }
+
+  async getKeyVersions(name: string): Promise<KeyVersionRecord[]> {
+    return this.readAll<KeyVersionRow>(
+      "SELECT * FROM key_versions WHERE name = ? ORDER BY version",
+      name,
+    ).map(keyVersionFromRow);
+  }
+
+  async addKeyVersion(version: KeyVersionRecord, updatedAt: string, event: AuditEventInput): Promise<void> {
+    checkKeyVersion(version);
+    checkEvent(event);
+    return this.write({ write: { op: "addKeyVersion", version, updatedAt }, events: [event] });
+  }
+
+  async updateKey(name: string, patch: KeyPatch, updatedAt: string, event: AuditEventInput): Promise<void> {
+    checkPatch(patch);
+    checkEvent(event);
+    return this.write({ write: { op: "updateKey", name, patch, updatedAt }, events: [event] });
+  }
+
+  async destroyKey(name: string, updatedAt: string, event: AuditEventInput): Promise<void> {
+    checkEvent(event);
+    return this.write({ write: { op: "destroyKey", name, updatedAt }, events: [event] });
+  }
+
+  async putToken(token: TokenRecord, event: AuditEventInput): Promise<void> {
+    checkEvent(event);
+    return this.write({ write: { op: "putToken", token }, events: [event] });
+  }
+
+  async getToken(hash: string): Promise<TokenRecord | null> {
+    const row = this.read<TokenRow>("SELECT * FROM tokens WHERE hash = ?", hash);
+    return row === undefined ? null : tokenFromRow(row);
+  }
+
+  async appendAudit(events: AuditEventInput[]): Promise<void> {
+    checkEvents(events);
+    if (events.length === 0) return;
+    return this.write({ write: { op: "appendAudit" }, events });
+  }
+
+  async readAudit(query: AuditQuery): Promise<ChainedAuditEvent[]> {
+    return this.searchAudit({ fromSeq: query.fromSeq, limit: query.limit });
+  }
+
+  /** readAudit with filters, for investigations; events come in seq order. */
+  async searchAudit(filter: AuditFilter): Promise<ChainedAuditEvent[]> {
+    const { sql, params } = auditQuery(filter);
+    return this.readAll<AuditRow>(sql, ...params).map(auditFromRow);
+  }
+
+  /** Test hook: kills the writer thread as a crash would; the store starts a new one. */
+  killWriterForTesting(): Promise<void> {
+    return this.writer.killWriterForTesting();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // The reader goes first so that the writer, closing last, checkpoints the
+    // WAL into the database file and removes it.
+    this.reader.close();
+    await this.writer.close();
+  }
+
+  private write(unit: WriteUnit): Promise<void> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError("store is closed"));
+    return this.writer.submit(unit);
+  }
+
+  private statement(sql: string): Database.Statement {
+    if (this.closed) throw new StoreUnavailableError("store is closed");
+    let st = this.statements.get(sql);
+    if (st === undefined) {
+      st = this.reader.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
+  /** A read failure (I/O error, corrupt page) is the store being unavailable, not a bug of the caller. */
+  private read<T>(sql: string, ...params: Array<string | number>): T | undefined {
+    try {
+      return this.statement(sql).get(...params) as T | undefined;
+    } catch (err) {
+      throw asUnavailable(err);
+    }
+  }
+
+  private readAll<T>(sql: string, ...params: Array<string | number>): T[] {
+    try {
+      return this.statement(sql).all(...params) as T[];
+    } catch (err) {
+      throw asUnavailable(err);
+    }
+  }
+}
+
+function asUnavailable(err: unknown): Error {
+  if (err instanceof Database.SqliteError)
+    return new StoreUnavailableError(`read failed: ${err.message}`, { cause: err });
+  return err instanceof Error ? err : new Error(String(err));
+}
