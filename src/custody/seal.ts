@@ -13,14 +13,16 @@
 import type { Auditor } from "../audit/auditor.js";
 import { durably } from "../audit/auditor.js";
 import { b64u, hex, randomBytes } from "../crypto/bytes.js";
-import { unwrap, wrap } from "../crypto/envelope.js";
-import { generateX25519KeyPair } from "../crypto/hpke.js";
+import { ROOT_KEY_NAME, unwrap, wrap } from "../crypto/envelope.js";
+import { generateX25519KeyPair, isUsableX25519PublicKey } from "../crypto/hpke.js";
 import { type KeyHandle, SoftwareKeyHandle } from "../crypto/key-handle.js";
 import { Secret } from "../crypto/secret.js";
 import {
   combineShares,
   KeyCheckError,
   keyCheckValue,
+  MAX_SHARES,
+  MIN_THRESHOLD,
   splitRootKey,
   verifyShareCommitment,
 } from "../crypto/shamir.js";
@@ -36,9 +38,6 @@ import {
   type UnsealSubmission,
 } from "./share-format.js";
 
-export const ROOT_KEY_NAME = "_root";
-export const MIN_THRESHOLD = 2;
-export const MAX_SHARES = 32;
 const AUDIT_KEY_CONTEXT = { "custos.record": "audit-key" };
 
 export interface CustodianInput {
@@ -496,11 +495,11 @@ function validateCustodians(threshold: number, custodians: CustodianInput[]): Ui
     } catch {
       key = new Uint8Array(0);
     }
-    if (key.length !== 32) {
+    if (key.length !== 32 || !isUsableX25519PublicKey(key)) {
       throw new CustosError(
         400,
         "invalid_custodian",
-        `public key of custodian '${c.id}' must be 32 bytes of base64url`,
+        `public key of custodian '${c.id}' must be a valid X25519 public key (32 bytes of base64url)`,
       );
     }
     return key;

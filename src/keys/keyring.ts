@@ -12,10 +12,10 @@
 
 import type { Auditor, EventFields } from "../audit/auditor.js";
 import { durably } from "../audit/auditor.js";
-import { KEY_NAME_RE, unwrap, wrap } from "../crypto/envelope.js";
+import { KEY_NAME_RE, ROOT_KEY_NAME, unwrap, wrap } from "../crypto/envelope.js";
 import { type KeyHandle, SoftwareKeyHandle } from "../crypto/key-handle.js";
 import { Secret } from "../crypto/secret.js";
-import { ROOT_KEY_NAME, type SealManager } from "../custody/seal.js";
+import type { SealManager } from "../custody/seal.js";
 import { CustosError } from "../errors.js";
 import type { KeyPatch, KeyRecord, KeyVersionRecord, Store } from "../store/store.js";
 

@@ -1,0 +1,389 @@
+/**
+ * Envelope throughput over HTTP, as a ratio to a bare hono route measured in
+ * the same run on the same machine.
+ *
+ *   BENCH_SECONDS=10 npx tsx bench/envelope.ts      (npm run bench)
+ *
+ * Starts two child processes on loopback, port 0: the real
+ * `custos server --dev` (SQLite in a fresh temporary directory, durable audit:
+ * every request appends an audit event that is fsynced, group-committed,
+ * before the response) and bench/bare-server.ts. This process drives both
+ * with autocannon, 64 connections, pipelining 1: the bare route, then
+ * datakey, decrypt and a datakey+decrypt mix against custos, then the bare
+ * route again; the baseline is the mean of the two bare runs, which damps
+ * drift on a noisy machine. Each workload has a warm-up run, then a measured
+ * run. Any non-2xx response, error or timeout fails the run. After the run
+ * the audit table is counted to check every answered request was audited.
+ *
+ * Prints the table and appends it, with the machine and the command, to
+ * bench/RESULTS.md. Fixed durations, loopback only; the servers are stopped
+ * and the temporary directory removed in `finally` and on SIGINT/SIGTERM.
+ *
+ * Environment: BENCH_SECONDS (measured seconds per workload, default 10),
+ * BENCH_WARMUP_SECONDS (default 3), BENCH_CONNECTIONS (default 64),
+ * BENCH_NO_WRITE=1 (do not touch RESULTS.md).
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { type LoadRequest, type LoadResult, load, stopLoad } from "./load.js";
+import { call, killAllNow, ROOT, type ServerProcess, startBare, startCustos, stopAll } from "./servers.js";
+
+const RESULTS_MD = fileURLToPath(new URL("./RESULTS.md", import.meta.url));
+const KEY = "bench-key";
+const TARGET = 0.6;
+
+function envInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got '${raw}'`);
+  return n;
+}
+
+const SECONDS = envInt("BENCH_SECONDS", 10);
+const WARMUP_SECONDS = envInt("BENCH_WARMUP_SECONDS", 3);
+const CONNECTIONS = envInt("BENCH_CONNECTIONS", 64);
+const PIPELINING = 1;
+
+const USE = { purpose: "TREAT", context: { patient: "p1", institution: "nyu" } } as const;
+
+interface Measured {
+  name: string;
+  target: "bare" | "custos";
+  result: LoadResult;
+}
+
+interface Row {
+  name: string;
+  rps: number;
+  rpsSd: number;
+  p50: number;
+  p99: number;
+  total: number;
+  ratio: number | null;
+}
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** Throws, with the status codes seen, unless every response was 2xx. */
+function checkAll2xx(name: string, r: LoadResult): void {
+  const bad = r.errors + r.timeouts + r.non2xx + r.mismatches;
+  if (bad > 0 || r["2xx"] === 0) {
+    throw new Error(
+      `${name}: ${r["2xx"]} 2xx, ${r.non2xx} non-2xx ${JSON.stringify(r.statusCodeStats)}, ` +
+        `${r.errors} errors (${r.timeouts} timeouts), ${r.mismatches} mismatches`,
+    );
+  }
+}
+
+async function workload(
+  name: string,
+  target: Measured["target"],
+  url: string,
+  requests: LoadRequest[],
+): Promise<Measured> {
+  const base = { url, connections: CONNECTIONS, pipelining: PIPELINING, timeout: 10, requests };
+  log(`${name}: warm-up ${WARMUP_SECONDS} s, then ${SECONDS} s measured…`);
+  checkAll2xx(`${name} (warm-up)`, await load({ ...base, duration: WARMUP_SECONDS, title: `${name} warm-up` }));
+  const result = await load({ ...base, duration: SECONDS, title: name });
+  checkAll2xx(name, result);
+  log(
+    `${name}: ${result.requests.mean.toFixed(0)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms`,
+  );
+  return { name, target, result };
+}
+
+function row(m: Measured, bare: number | null): Row {
+  const r = m.result;
+  return {
+    name: m.name,
+    rps: r.requests.mean,
+    rpsSd: r.requests.stddev,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    total: r.requests.total,
+    ratio: bare === null ? null : r.requests.mean / bare,
+  };
+}
+
+const FS_TYPES: Record<number, string> = {
+  0xef53: "ext4",
+  0x01021994: "tmpfs",
+  0x58465342: "xfs",
+  0x9123683e: "btrfs",
+  0x794c7630: "overlayfs",
+  0x6a656a63: "fakeowner",
+  0x65735546: "fuse",
+  0x2fc12fc1: "zfs",
+};
+
+function machine(dataDir: string): string[] {
+  const cpus = os.cpus();
+  const models = [...new Set(cpus.map((c) => c.model.trim()))].join(", ");
+  let fs = "unknown";
+  try {
+    const type = Number(statfsSync(dataDir).type);
+    fs = FS_TYPES[type] ?? `0x${type.toString(16)}`;
+  } catch {}
+  return [
+    `- CPU: ${cpus.length} × ${models}`,
+    `- Memory: ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB; load average before the run ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+    `- OS: ${os.type()} ${os.release()} (${os.arch()}); Node ${process.version}`,
+    `- custos data directory on ${fs} (${dataDir.startsWith(os.tmpdir()) ? "os.tmpdir()" : dataDir})`,
+  ];
+}
+
+function command(): string {
+  const env = Object.entries(process.env)
+    .filter(([k]) => k.startsWith("BENCH_"))
+    .map(([k, v]) => `${k}=${v}`);
+  if (!env.some((e) => e.startsWith("BENCH_SECONDS="))) env.unshift(`BENCH_SECONDS=${SECONDS}`);
+  const script = relative(ROOT, process.argv[1] ?? "bench/envelope.ts") || "bench/envelope.ts";
+  return [...env, "npx", "tsx", script].join(" ");
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits });
+
+function table(rows: Row[]): string {
+  const lines = [
+    "| workload | req/s (mean ± sd) | p50 ms | p99 ms | requests | custos / bare |",
+    "|---|--:|--:|--:|--:|--:|",
+  ];
+  for (const r of rows) {
+    const ratio = r.ratio === null ? "" : `**${(r.ratio * 100).toFixed(1)} %**`;
+    lines.push(
+      `| ${r.name} | ${fmt(r.rps)} ± ${fmt(r.rpsSd)} | ${r.p50} | ${r.p99} | ${fmt(r.total)} | ${ratio} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+const HEADER = `# Envelope benchmark
+
+\`bench/envelope.ts\` (\`npm run bench\`) measures custos's envelope operations over HTTP
+against a bare hono route measured **in the same run on the same machine**, and reports the
+ratio. Absolute numbers vary from machine to machine and from run to run (these are
+2-core, noisy machines); the ratio is what is compared.
+
+- **Servers**: two child processes on loopback, port 0. custos is the real
+  \`node bin/custos.js server --dev --dev-root-token T --data-dir <tmp> --listen 127.0.0.1:0 --log-level warn\`:
+  SQLite in WAL mode with \`synchronous = FULL\`, and **durable audit** — each request's audit
+  event is committed and fsynced (group commit) before the response. The baseline,
+  \`bench/bare-server.ts\`, is a hono app on @hono/node-server served the same way
+  (\`node --import tsx\`, \`serve()\`), with one POST route that parses a JSON body of the
+  same shape and answers a small JSON object: no validation, auth, crypto, store or audit.
+- **Load**: autocannon in the benchmark process (separate from both servers), 64
+  connections, pipelining 1; each workload gets a 3 s warm-up and then a measured run
+  (\`BENCH_SECONDS\`, default 10 s). Workloads, in order: bare route; \`POST
+  /v1/keys/bench-key/datakey\` with \`{"purpose":"TREAT","context":{"patient":"p1","institution":"nyu"}}\`;
+  \`POST /v1/keys/bench-key/decrypt\` of one ciphertext under the same purpose and context;
+  datakey and decrypt alternating on each connection; bare route again. The baseline is the
+  mean of the two bare runs (before and after), which damps drift.
+- **Checks**: any non-2xx response, connection error or timeout fails the run; afterwards the
+  audit table is counted and must hold at least one event per answered custos request.
+- **Columns**: req/s is autocannon's mean of per-second samples (± their standard
+  deviation); p50/p99 are response latencies in ms (1 ms resolution); custos / bare is the
+  workload's mean req/s over the baseline's. Target: **≥ 60 %** of the bare route with the
+  audit durable.
+
+Note that the benchmark process, both servers and custos's SQLite writer thread share the
+same cores, so the load generator competes with the server under test; the ratio, not
+the absolute req/s, is the result.
+
+<!-- runs: bench/envelope.ts appends below this line; earlier runs stay -->
+`;
+
+function writeResults(section: string): void {
+  const marker = "<!-- runs:";
+  let runs = "";
+  if (existsSync(RESULTS_MD)) {
+    const old = readFileSync(RESULTS_MD, "utf8");
+    const at = old.indexOf(marker);
+    if (at >= 0) {
+      const eol = old.indexOf("\n", at);
+      runs = eol >= 0 ? old.slice(eol + 1) : "";
+    } else {
+      runs = `\n## Earlier content\n\n${old}\n`;
+    }
+  }
+  const body = `${HEADER}${runs.trimEnd() ? `${runs.trimEnd()}\n` : ""}\n${section}`;
+  writeFileSync(RESULTS_MD, body);
+}
+
+interface AuditCount {
+  operation: string;
+  decision: string;
+  n: number;
+}
+
+function countAudit(dbFile: string): AuditCount[] {
+  const db = new Database(dbFile, { readonly: true, fileMustExist: true });
+  try {
+    return db
+      .prepare(
+        "SELECT operation, decision, count(*) AS n FROM audit_events GROUP BY operation, decision ORDER BY n DESC",
+      )
+      .all() as AuditCount[];
+  } finally {
+    db.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const dataDir = mkdtempSync(join(os.tmpdir(), "custos-bench-"));
+  const rootToken = `bench-${randomBytes(24).toString("base64url")}`;
+  const machineInfo = machine(dataDir);
+  let custos: ServerProcess | null = null;
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`\n${signal}: stopping the load and the servers`);
+    stopLoad();
+    killAllNow();
+    setTimeout(() => {
+      rmSync(dataDir, { recursive: true, force: true });
+      process.exit(130);
+    }, 500);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  const measured: Measured[] = [];
+  const answered = { datakey: 0, decrypt: 0 };
+  try {
+    log(`starting servers (custos data in ${dataDir})…`);
+    const [bare, c] = await Promise.all([startBare(), startCustos({ rootToken, dataDir })]);
+    custos = c;
+    log(`bare at ${bare.url}, custos at ${custos.url}`);
+
+    await call(custos.url, "/v1/keys", { token: rootToken, body: { name: KEY }, expect: 201 });
+    const dk = await call<{ ciphertext: string; plaintext: string; keyVersion: number }>(
+      custos.url,
+      `/v1/keys/${KEY}/datakey`,
+      { token: rootToken, body: USE },
+    );
+    const opened = await call<{ plaintext: string }>(custos.url, `/v1/keys/${KEY}/decrypt`, {
+      token: rootToken,
+      body: { ...USE, ciphertext: dk.ciphertext },
+    });
+    if (opened.plaintext !== dk.plaintext) throw new Error("decrypt did not return the data key");
+
+    const json = { "content-type": "application/json" };
+    const auth = { ...json, authorization: `Bearer ${rootToken}` };
+    const bareReq: LoadRequest = { method: "POST", path: "/bare", headers: json, body: JSON.stringify(USE) };
+    const datakeyReq: LoadRequest = {
+      method: "POST",
+      path: `/v1/keys/${KEY}/datakey`,
+      headers: auth,
+      body: JSON.stringify(USE),
+    };
+    const decryptReq: LoadRequest = {
+      method: "POST",
+      path: `/v1/keys/${KEY}/decrypt`,
+      headers: auth,
+      body: JSON.stringify({ ...USE, ciphertext: dk.ciphertext }),
+    };
+
+    measured.push(await workload("bare (before)", "bare", bare.url, [bareReq]));
+    measured.push(await workload("datakey", "custos", custos.url, [datakeyReq]));
+    measured.push(await workload("decrypt", "custos", custos.url, [decryptReq]));
+    measured.push(await workload("datakey + decrypt", "custos", custos.url, [datakeyReq, decryptReq]));
+    measured.push(await workload("bare (after)", "bare", bare.url, [bareReq]));
+  } finally {
+    stopLoad();
+    await stopAll();
+  }
+
+  // Every answered custos request (warm-ups included) must have its audit event.
+  const audit = countAudit(join(dataDir, "custos.db"));
+  rmSync(dataDir, { recursive: true, force: true });
+  process.removeListener("SIGINT", onSignal);
+  process.removeListener("SIGTERM", onSignal);
+
+  const bareRuns = measured.filter((m) => m.target === "bare");
+  const bareMean = bareRuns.reduce((s, m) => s + m.result.requests.mean, 0) / bareRuns.length;
+  const rows: Row[] = [
+    ...bareRuns.map((m) => row(m, null)),
+    {
+      name: "bare (mean: baseline)",
+      rps: bareMean,
+      rpsSd: Math.sqrt(bareRuns.reduce((s, m) => s + m.result.requests.stddev ** 2, 0) / bareRuns.length),
+      p50: Math.max(...bareRuns.map((m) => m.result.latency.p50)),
+      p99: Math.max(...bareRuns.map((m) => m.result.latency.p99)),
+      total: bareRuns.reduce((s, m) => s + m.result.requests.total, 0),
+      ratio: 1,
+    },
+    ...measured.filter((m) => m.target === "custos").map((m) => row(m, bareMean)),
+  ];
+  // Baseline row's latencies: the worse of the two bare runs.
+  const [before, after] = bareRuns;
+  const drift =
+    before && after ? (after.result.requests.mean - before.result.requests.mean) / before.result.requests.mean : 0;
+
+  const n = (op: string, decision = "allow") =>
+    audit.filter((a) => a.operation === op && a.decision === decision).reduce((s, a) => s + a.n, 0);
+  const denied = audit.filter((a) => a.decision !== "allow").reduce((s, a) => s + a.n, 0);
+  const auditLines = [
+    `audit events: ${fmt(n("keys.datakey"))} keys.datakey, ${fmt(n("keys.decrypt"))} keys.decrypt allowed` +
+      ` (${denied} denied) for ${fmt(answered.datakey)} datakey and ${fmt(answered.decrypt)} decrypt 2xx answers (warm-ups included)`,
+  ];
+  for (const m of measured.filter((x) => x.target === "custos")) {
+    const warm = m.result; // measured runs only; warm-ups are counted below through the audit minimum
+    if (m.name === "datakey") answered.datakey += warm["2xx"];
+    else if (m.name === "decrypt") answered.decrypt += warm["2xx"];
+    else {
+      answered.datakey += Math.floor(warm["2xx"] / 2);
+      answered.decrypt += Math.floor(warm["2xx"] / 2);
+    }
+  }
+  auditLines[0] =
+    `audit: ${fmt(n("keys.datakey"))} keys.datakey and ${fmt(n("keys.decrypt"))} keys.decrypt events (allow), ` +
+    `${denied} denials, for ${fmt(answered.datakey)} datakey and ${fmt(answered.decrypt)} decrypt 2xx answers in the measured runs`;
+  if (n("keys.datakey") < answered.datakey || n("keys.decrypt") < answered.decrypt || denied > 0) {
+    throw new Error(`audit check failed: ${auditLines[0]}\n${JSON.stringify(audit)}`);
+  }
+
+  const custosRows = rows.filter((r) => r.ratio !== null && r.ratio !== 1);
+  const verdicts = custosRows.map(
+    (r) =>
+      `${r.name} ${((r.ratio ?? 0) * 100).toFixed(1)} % ${(r.ratio ?? 0) >= TARGET ? "(meets" : "(BELOW"} the ${TARGET * 100} % target)`,
+  );
+  const stamp = started.toISOString().replace("T", " ").slice(0, 16);
+  const section = [
+    `## ${stamp} UTC — ${CONNECTIONS} connections, ${SECONDS} s per workload`,
+    "",
+    `Command: \`${command()}\``,
+    "",
+    ...machineInfo,
+    "",
+    table(rows),
+    "",
+    `- Ratio of mean req/s to the bare baseline: ${verdicts.join("; ")}.`,
+    `- Bare drift, after vs before: ${drift >= 0 ? "+" : ""}${(drift * 100).toFixed(1)} %.`,
+    `- All responses 2xx, no errors or timeouts; ${auditLines[0]}.`,
+    "",
+  ].join("\n");
+
+  process.stdout.write(`\n${section}`);
+  if (process.env.BENCH_NO_WRITE !== "1") {
+    writeResults(section);
+    log(`\nappended to ${relative(ROOT, RESULTS_MD)}`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    log(`\nbench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);
