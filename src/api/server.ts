@@ -26,6 +26,8 @@ export interface NodeOptions {
   dataDir: string;
   destructionWaitSeconds?: number;
   log: Logger;
+  /** How long a write waits for a lock held by another process before it is refused (default 5 s). */
+  storeBusyTimeoutMs?: number;
 }
 
 export interface CustosNode {
@@ -37,9 +39,14 @@ export interface CustosNode {
 }
 
 /** Builds a node on a data directory, without listening. */
-export async function openNode({ dataDir, destructionWaitSeconds, log }: NodeOptions): Promise<CustosNode> {
+export async function openNode({
+  dataDir,
+  destructionWaitSeconds,
+  log,
+  storeBusyTimeoutMs,
+}: NodeOptions): Promise<CustosNode> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = await openSqliteStore(join(dataDir, "custos.db"));
+  const store = await openSqliteStore(join(dataDir, "custos.db"), { busyTimeoutMs: storeBusyTimeoutMs });
   const auditor = new Auditor(store);
   const seal = await SealManager.open(store, auditor);
   const keys = new KeyRing(store, seal, auditor, destructionWaitSeconds ?? DEFAULT_DESTRUCTION_WAIT_SECONDS);

@@ -1,0 +1,81 @@
+/**
+ * Key life cycle on a real store: scheduled destruction happens only after
+ * the waiting period and erases the material; automatic rotation happens when
+ * the rotation period has passed; material is sealed under the root key with
+ * the key name and version bound in, so a record moved to another key or
+ * version does not open.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CustosNode, openNode } from "../../src/api/server.js";
+import { b64u } from "../../src/crypto/bytes.js";
+import { DecryptError, unwrap } from "../../src/crypto/envelope.js";
+import { generateX25519KeyPair } from "../../src/crypto/hpke.js";
+import { materialContext } from "../../src/keys/keyring.js";
+
+describe("key ring", () => {
+  let dir: string;
+  let node: CustosNode;
+  const who = { principal: "test" };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "custos-keyring-"));
+    node = await openNode({ dataDir: dir, log: pino({ level: "silent" }), destructionWaitSeconds: 3600 });
+    const custodians = ["a1", "b2"].map((id) => ({
+      id,
+      publicKey: b64u.encode(generateX25519KeyPair().publicKey),
+    }));
+    await node.seal.init(2, custodians);
+  });
+
+  afterAll(async () => {
+    await node?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("destroys a key only after the waiting period, and erases its material", async () => {
+    await node.keys.create("doomed", null, who);
+    const scheduled = await node.keys.scheduleDestruction("doomed", who);
+    expect(scheduled.state).toBe("pending-destruction");
+    const at = new Date(scheduled.deletionAt!);
+    await node.keys.sweep(new Date(at.getTime() - 1000));
+    expect((await node.store.getKey("doomed"))?.state).toBe("pending-destruction");
+    await node.keys.sweep(new Date(at.getTime() + 1000));
+    expect((await node.store.getKey("doomed"))?.state).toBe("destroyed");
+    const versions = await node.store.getKeyVersions("doomed");
+    expect(versions.every((v) => v.state === "destroyed" && v.sealedMaterial.length === 0)).toBe(true);
+    await expect(node.keys.usable("doomed")).rejects.toThrow(/destroyed/);
+    await expect(node.keys.update("doomed", { enabled: true }, who)).rejects.toThrow(/cannot be enabled/);
+  });
+
+  it("rotates a key when its rotation period has passed", async () => {
+    await node.keys.create("rolling", 3600, who);
+    await node.keys.sweep(new Date(Date.now() + 1800 * 1000));
+    expect((await node.store.getKey("rolling"))?.latestVersion).toBe(1);
+    await node.keys.sweep(new Date(Date.now() + 3601 * 1000));
+    expect((await node.store.getKey("rolling"))?.latestVersion).toBe(2);
+  });
+
+  it("binds key name and version into the sealed material", async () => {
+    await node.keys.create("bound", null, who);
+    const [v1] = await node.store.getKeyVersions("bound");
+    const root = node.seal.root();
+    expect(await unwrap(root, v1!.sealedMaterial, materialContext("bound", 1))).toHaveLength(32);
+    await expect(unwrap(root, v1!.sealedMaterial, materialContext("other", 1))).rejects.toBeInstanceOf(
+      DecryptError,
+    );
+    await expect(unwrap(root, v1!.sealedMaterial, materialContext("bound", 2))).rejects.toBeInstanceOf(
+      DecryptError,
+    );
+  });
+
+  it("drops every loaded key when sealed", async () => {
+    const { handle } = await node.keys.usable("bound");
+    await node.seal.seal("test");
+    await expect(handle.prf(new Uint8Array(1))).rejects.toThrow();
+    await expect(node.keys.usable("bound")).rejects.toThrow(/sealed/);
+  });
+});
