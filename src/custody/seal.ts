@@ -13,38 +13,23 @@
 import type { Auditor } from "../audit/auditor.js";
 import { durably } from "../audit/auditor.js";
 import { b64u, hex, randomBytes } from "../crypto/bytes.js";
-import { ROOT_KEY_NAME, unwrap, wrap } from "../crypto/envelope.js";
-import { generateX25519KeyPair, isUsableX25519PublicKey } from "../crypto/hpke.js";
+import { unwrap } from "../crypto/envelope.js";
+import { generateX25519KeyPair } from "../crypto/hpke.js";
 import { type KeyHandle, SoftwareKeyHandle } from "../crypto/key-handle.js";
 import { Secret } from "../crypto/secret.js";
-import {
-  combineShares,
-  KeyCheckError,
-  keyCheckValue,
-  MAX_SHARES,
-  MIN_THRESHOLD,
-  splitRootKey,
-  verifyShareCommitment,
-} from "../crypto/shamir.js";
+import { combineShares, KeyCheckError, verifyShareCommitment } from "../crypto/shamir.js";
 import { hashToken, newToken } from "../crypto/token.js";
 import { CustosError } from "../errors.js";
 import type { SealConfig, Store } from "../store/store.js";
-import { CUSTODIAN_ID_RE } from "./custodian-key.js";
+import { AUDIT_KEY_CONTEXT, type CustodianInput, makeCustody } from "./init-ceremony.js";
+import { type ShareRefusal, ShareRefusedError } from "./refusal.js";
 import {
   openUnsealSubmission,
   type ShareFile,
   type SharePayload,
-  sealShareFile,
   type UnsealSubmission,
 } from "./share-format.js";
 
-const AUDIT_KEY_CONTEXT = { "custos.record": "audit-key" };
-
-export interface CustodianInput {
-  id: string;
-  /** X25519 public key, b64u. */
-  publicKey: string;
-}
 
 export interface InitResult {
   initId: string;
@@ -76,41 +61,6 @@ interface Ceremony {
 }
 
 type Listener = (root: KeyHandle) => Promise<void> | void;
-
-/** Why a share was refused; the codes are stable and documented in docs/FORMATS.md §5.3. */
-export type ShareRefusal =
-  | "wrong_ceremony"
-  | "unknown_custodian"
-  | "duplicate_custodian"
-  | "undecryptable"
-  | "wrong_init"
-  | "commitment_mismatch"
-  | "key_check_failed";
-
-const REFUSAL_TEXT: Record<ShareRefusal, string> = {
-  wrong_ceremony:
-    "it was prepared for another unseal ceremony (stale or replayed); fetch the status and retry",
-  unknown_custodian: "this custodian is not part of the seal configuration",
-  duplicate_custodian: "this custodian has already submitted a share in this ceremony",
-  undecryptable: "it does not open with this ceremony's key (tampered or made for another ceremony)",
-  wrong_init: "it belongs to another initialisation of custos, not the one this node holds",
-  commitment_mismatch: "it does not match its commitment (corrupted or altered share)",
-  key_check_failed: "the reconstructed key failed its key check value; the ceremony was reset",
-};
-
-export class ShareRefusedError extends CustosError {
-  constructor(
-    readonly custodian: string,
-    readonly reason: ShareRefusal,
-  ) {
-    super(
-      reason === "duplicate_custodian" || reason === "wrong_ceremony" || reason === "wrong_init" ? 409 : 400,
-      "share_refused",
-      `share of custodian '${custodian}' refused: ${REFUSAL_TEXT[reason]}`,
-      { custodian, reason },
-    );
-  }
-}
 
 export class SealManager {
   #config: SealConfig | null;
@@ -189,45 +139,10 @@ export class SealManager {
     if (this.#config !== null) {
       throw new CustosError(409, "already_initialized", "custos is already initialised");
     }
-    const publicKeys = validateCustodians(threshold, custodians);
-    const rk = Secret.random(32);
-    const initIdBytes = randomBytes(16);
-    const initId = hex.encode(initIdBytes);
+    const { config, shareFiles, root, auditKey, sealedAuditKey } = await makeCustody(threshold, custodians);
     const ids = custodians.map((c) => c.id);
-    const split = await splitRootKey(rk, ids, threshold, initIdBytes);
-    const root = new SoftwareKeyHandle(rk);
-    const auditKey = Secret.random(32);
+    const initId = config.initId;
     try {
-      const config: SealConfig = {
-        initId,
-        threshold,
-        shares: custodians.length,
-        custodians: custodians.map((c, i) => ({
-          id: c.id,
-          index: i + 1,
-          publicKey: c.publicKey,
-          commitment: b64u.encode(split.commitments[i]!),
-        })),
-        kcv: b64u.encode(keyCheckValue(rk)),
-        rootGeneration: 1,
-        createdAt: new Date().toISOString(),
-      };
-      const shareFiles: ShareFile[] = [];
-      for (const s of split.shares) {
-        shareFiles.push(
-          await sealShareFile({
-            initId: initIdBytes,
-            index: s.index,
-            holder: s.holder,
-            threshold,
-            shares: custodians.length,
-            recipientPublicKey: publicKeys[s.index - 1]!,
-            share: s.share,
-            commitment: split.commitments[s.index - 1]!,
-          }),
-        );
-      }
-      const sealedAuditKey = await wrap(root, ROOT_KEY_NAME, 1, auditKey.reveal(), AUDIT_KEY_CONTEXT);
       const rootToken = newToken();
       const now = new Date().toISOString();
       await durably(
@@ -260,8 +175,6 @@ export class SealManager {
       root.dispose();
       auditKey.dispose();
       throw err;
-    } finally {
-      for (const s of split.shares) s.share.dispose();
     }
   }
 
@@ -466,42 +379,4 @@ export function sealedOrUninitialised(initialized: boolean): CustosError {
   return initialized
     ? new CustosError(503, "sealed", "custos is sealed: custodians must unseal it (custos operator unseal)")
     : new CustosError(503, "not_initialized", "custos is not initialised: run custos operator init");
-}
-
-function validateCustodians(threshold: number, custodians: CustodianInput[]): Uint8Array[] {
-  const n = custodians.length;
-  if (!Number.isInteger(threshold) || threshold < MIN_THRESHOLD || threshold > n || n > MAX_SHARES) {
-    throw new CustosError(
-      400,
-      "invalid_threshold",
-      `threshold must satisfy ${MIN_THRESHOLD} ≤ threshold ≤ custodians ≤ ${MAX_SHARES} (got ${threshold} of ${n})`,
-    );
-  }
-  const ids = new Set<string>();
-  const keys = new Set<string>();
-  return custodians.map((c) => {
-    if (!CUSTODIAN_ID_RE.test(c.id)) {
-      throw new CustosError(400, "invalid_custodian", `custodian id '${c.id}' must match ${CUSTODIAN_ID_RE}`);
-    }
-    if (ids.has(c.id)) throw new CustosError(400, "invalid_custodian", `custodian '${c.id}' is listed twice`);
-    if (keys.has(c.publicKey)) {
-      throw new CustosError(400, "invalid_custodian", `custodian '${c.id}' shares a public key with another`);
-    }
-    ids.add(c.id);
-    keys.add(c.publicKey);
-    let key: Uint8Array;
-    try {
-      key = b64u.decode(c.publicKey, "publicKey");
-    } catch {
-      key = new Uint8Array(0);
-    }
-    if (key.length !== 32 || !isUsableX25519PublicKey(key)) {
-      throw new CustosError(
-        400,
-        "invalid_custodian",
-        `public key of custodian '${c.id}' must be a valid X25519 public key (32 bytes of base64url)`,
-      );
-    }
-    return key;
-  });
 }

@@ -1,0 +1,41 @@
+/**
+ * Why an unseal submission was refused. The codes are stable (docs/FORMATS.md
+ * §5.3) and every refusal names the custodian, so a ceremony can go on with
+ * the others while the one named sorts out their share.
+ */
+import { CustosError } from "../errors.js";
+
+/** Why a share was refused; the codes are stable and documented in docs/FORMATS.md §5.3. */
+export type ShareRefusal =
+  | "wrong_ceremony"
+  | "unknown_custodian"
+  | "duplicate_custodian"
+  | "undecryptable"
+  | "wrong_init"
+  | "commitment_mismatch"
+  | "key_check_failed";
+
+const REFUSAL_TEXT: Record<ShareRefusal, string> = {
+  wrong_ceremony:
+    "it was prepared for another unseal ceremony (stale or replayed); fetch the status and retry",
+  unknown_custodian: "this custodian is not part of the seal configuration",
+  duplicate_custodian: "this custodian has already submitted a share in this ceremony",
+  undecryptable: "it does not open with this ceremony's key (tampered or made for another ceremony)",
+  wrong_init: "it belongs to another initialisation of custos, not the one this node holds",
+  commitment_mismatch: "it does not match its commitment (corrupted or altered share)",
+  key_check_failed: "the reconstructed key failed its key check value; the ceremony was reset",
+};
+
+export class ShareRefusedError extends CustosError {
+  constructor(
+    readonly custodian: string,
+    readonly reason: ShareRefusal,
+  ) {
+    super(
+      reason === "duplicate_custodian" || reason === "wrong_ceremony" || reason === "wrong_init" ? 409 : 400,
+      "share_refused",
+      `share of custodian '${custodian}' refused: ${REFUSAL_TEXT[reason]}`,
+      { custodian, reason },
+    );
+  }
+}
