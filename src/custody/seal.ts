@@ -30,7 +30,6 @@ import {
   type UnsealSubmission,
 } from "./share-format.js";
 
-
 export interface InitResult {
   initId: string;
   threshold: number;
