@@ -28,6 +28,8 @@ import { sysRoutes } from "./routes/sys.js";
 import { tokenRoutes } from "./routes/tokens.js";
 
 export const MAX_BODY_BYTES = 64 * 1024;
+/** Public, read-only routes that would only flood the log: status polls, probes, the API document. */
+const UNAUDITED = new Set(["GET /v1/sys/seal-status", "GET /healthz", "GET /readyz", "GET /v1/openapi.json"]);
 
 export interface AppDeps {
   store: Store;
@@ -76,6 +78,27 @@ export function createApp(deps: AppDeps): App {
     c.header("cache-control", "no-store");
     await next();
   });
+  app.use("*", async function auditEveryRequest(c, next) {
+    await next();
+    const requestId = c.get("requestId");
+    if (deps.auditor.takeRequest(requestId) || UNAUDITED.has(`${c.req.method} ${c.req.path}`)) return;
+    const code = c.res.status >= 400 ? await errorCode(c.res) : undefined;
+    try {
+      await deps.auditor.record(
+        deps.auditor.event({
+          principal: c.get("principal")?.id ?? "anonymous",
+          operation: `http:${c.req.method} ${c.req.routePath}`,
+          decision: c.res.status < 400 ? "allow" : "deny",
+          reason: code ? `${c.res.status} ${code}` : String(c.res.status),
+          requestId,
+        }),
+      );
+    } catch (err) {
+      c.res = handleError(err instanceof Error ? err : new Error(String(err)), c, deps.log);
+    } finally {
+      deps.auditor.takeRequest(requestId);
+    }
+  });
   app.use(
     "*",
     bodyLimit({
@@ -111,6 +134,14 @@ export function createApp(deps: AppDeps): App {
   });
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
   return app;
+}
+
+async function errorCode(res: Response): Promise<string | undefined> {
+  try {
+    return ((await res.clone().json()) as { error?: { code?: string } }).error?.code;
+  } catch {
+    return undefined;
+  }
 }
 
 function handleError(err: Error, c: Context, log: Logger): Response {

@@ -17,6 +17,7 @@ export type EventFields = Omit<AuditEventInput, "time">;
 
 export class Auditor {
   #contextKey: Secret | null = null;
+  #eventfulRequests = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -34,7 +35,17 @@ export class Auditor {
     for (const k of Object.keys(out) as (keyof AuditEventInput)[]) {
       if (out[k] === undefined) delete out[k];
     }
+    if (out.requestId !== undefined) this.#eventfulRequests.add(out.requestId);
     return out;
+  }
+
+  /**
+   * Whether an event was made for this request (and forgets it). The HTTP
+   * layer audits a request that ended without one — refused input, unknown
+   * route — so that every request leaves a trace.
+   */
+  takeRequest(requestId: string): boolean {
+    return this.#eventfulRequests.delete(requestId);
   }
 
   /** HMACs every context value; without the audit key (sealed) the context is dropped, never stored clear. */

@@ -363,6 +363,30 @@ describe("HTTP API", () => {
     expect((await call("POST", "/v1/keys/notes/datakey", use)).status).toBe(200);
   });
 
+  it("audits requests refused before any operation ran (bad input, unknown route, oversize body)", async () => {
+    for (const [method, path, body, raw] of [
+      ["POST", "/v1/keys/notes/datakey", { purpose: "SNOOP" }, undefined],
+      ["GET", "/v1/nothing", undefined, undefined],
+      ["POST", "/v1/keys", undefined, "x".repeat(70_000)],
+    ] as const) {
+      const res = await node.app.request(path, {
+        method,
+        headers: {
+          authorization: `Bearer ${root}`,
+          "content-type": "application/json",
+          "x-request-id": `probe-${method}-${path.length}`,
+        },
+        body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+      });
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      const events = await node.store.readAudit({ fromSeq: 1, limit: 1000 });
+      const mine = events.filter((e) => e.event.requestId === `probe-${method}-${path.length}`);
+      expect(mine).toHaveLength(1);
+      expect(mine[0]?.event.decision).toBe("deny");
+      expect(mine[0]?.event.reason).toMatch(/^4\d\d /);
+    }
+  });
+
   it("keeps an intact audit chain throughout", async () => {
     const events = await node.store.readAudit({ fromSeq: 1, limit: 1000 });
     expect(events.length).toBeGreaterThan(30);
