@@ -8,7 +8,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
-export const CUSTOS_BIN = fileURLToPath(new URL("../bin/custos.js", import.meta.url));
+/** bin/custos.js of this checkout, or BENCH_CUSTOS_BIN (another checkout's, for A/B runs). */
+export const CUSTOS_BIN =
+  process.env.BENCH_CUSTOS_BIN || fileURLToPath(new URL("../bin/custos.js", import.meta.url));
 export const BARE_SERVER = fileURLToPath(new URL("./bare-server.ts", import.meta.url));
 
 const START_TIMEOUT_MS = 60_000;
@@ -26,6 +28,13 @@ export interface ServerProcess {
 
 const running = new Set<ServerProcess>();
 
+// Last resort, whatever ends this process (process.exit, an uncaught error): no orphans.
+process.on("exit", () => {
+  for (const s of running) {
+    if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill("SIGTERM");
+  }
+});
+
 /**
  * Spawns `node ...args` and waits for a line matching `/listening on (http://\S+)/`
  * on stdout; rejects with the process's output if it exits or takes too long.
@@ -33,6 +42,7 @@ const running = new Set<ServerProcess>();
 export async function startServer(name: string, args: string[]): Promise<ServerProcess> {
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
+  let stopping = false;
   child.stdout?.on("data", (d: Buffer) => {
     out += d.toString();
   });
@@ -44,7 +54,10 @@ export async function startServer(name: string, args: string[]): Promise<ServerP
     url: "",
     child,
     output: () => out,
-    stop: () => stopChild(child).finally(() => running.delete(server)),
+    stop: () => {
+      stopping = true;
+      return stopChild(child).finally(() => running.delete(server));
+    },
   };
   running.add(server);
   try {
@@ -75,7 +88,7 @@ export async function startServer(name: string, args: string[]): Promise<ServerP
     throw err;
   }
   child.once("exit", (code, signal) => {
-    if (running.has(server)) process.stderr.write(`\n${name} exited unexpectedly (${signal ?? code})\n`);
+    if (!stopping) process.stderr.write(`\n${name} exited unexpectedly (${signal ?? code})\n`);
   });
   return server;
 }
@@ -95,13 +108,6 @@ function stopChild(child: ChildProcess): Promise<void> {
 /** Stops every server still running. */
 export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((s) => s.stop()));
-}
-
-/** For a signal handler that must not wait: SIGTERM to every server still running. */
-export function killAllNow(): void {
-  for (const s of running) {
-    if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill("SIGTERM");
-  }
 }
 
 export interface CustosOptions {
@@ -134,8 +140,8 @@ export function startCustos(opts: CustosOptions): Promise<ServerProcess> {
 }
 
 /** `node --import tsx bench/bare-server.ts 127.0.0.1:0` */
-export function startBare(): Promise<ServerProcess> {
-  return startServer("bare", ["--import", "tsx", BARE_SERVER, "127.0.0.1:0"]);
+export function startBare(nodeFlags: string[] = []): Promise<ServerProcess> {
+  return startServer("bare", [...nodeFlags, "--import", "tsx", BARE_SERVER, "127.0.0.1:0"]);
 }
 
 /** A JSON request to a server; throws unless the status is the expected one. */
