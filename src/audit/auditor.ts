@@ -31,10 +31,12 @@ export class Auditor {
   }
 
   event(fields: EventFields): AuditEventInput {
-    const out: AuditEventInput = { time: this.now().toISOString(), ...fields };
-    for (const k of Object.keys(out) as (keyof AuditEventInput)[]) {
-      if (out[k] === undefined) delete out[k];
-    }
+    // Copy only the fields that are set (absent fields are omitted from the
+    // chain, never null); building the object once avoids `delete`, which
+    // turns V8 objects into slow dictionaries on the hot path.
+    const out = { time: this.now().toISOString() } as AuditEventInput;
+    const target = out as unknown as Record<string, unknown>;
+    for (const [k, v] of Object.entries(fields)) if (v !== undefined) target[k] = v;
     if (out.requestId !== undefined) this.#eventfulRequests.add(out.requestId);
     return out;
   }

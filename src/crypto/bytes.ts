@@ -142,11 +142,31 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   return timingSafeEqual(a, b);
 }
 
+// Small requests (nonces, data keys) are served from a pool refilled 4 KiB at
+// a time: one call into OpenSSL per ~60 operations instead of two per
+// operation, which the envelope benchmark showed at 5-7 % of server CPU. Each
+// byte is handed out once and zeroed in the pool as it leaves.
+const POOL_BYTES = 4096;
+const POOLED_MAX = 256;
+const pool = new Uint8Array(POOL_BYTES);
+let poolOffset = POOL_BYTES;
+
 /** `n` bytes from the operating system's CSPRNG, in a buffer of their own. */
 export function randomBytes(n: number): Uint8Array {
   aint(n, "n", 0, 65536);
   const out = new Uint8Array(n);
-  randomFillSync(out);
+  if (n > POOLED_MAX) {
+    randomFillSync(out);
+    return out;
+  }
+  if (poolOffset + n > POOL_BYTES) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const end = poolOffset + n;
+  out.set(pool.subarray(poolOffset, end));
+  pool.fill(0, poolOffset, end);
+  poolOffset = end;
   return out;
 }
 

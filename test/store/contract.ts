@@ -285,6 +285,18 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await readAll(store)).toEqual([]);
     });
 
+    it("refuses an event with a lone surrogate alone, leaving its neighbours and the chain intact", async () => {
+      const results = await Promise.allSettled([
+        store.appendAudit([ev({ reason: "before" })]),
+        store.appendAudit([ev({ purpose: "\uD800" })]),
+        store.appendAudit([ev({ reason: "after" })]),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+      const events = await readAll(store);
+      expect(events.map((e) => e.event.reason)).toEqual(["before", "after"]);
+      expect(verifyChain(events).ok).toBe(true);
+    });
+
     it("pages the log from a seq and caps the page at 1000", async () => {
       await Promise.all(Array.from({ length: 1100 }, () => store.appendAudit([ev()])));
       expect(await store.readAudit({ limit: 5000 })).toHaveLength(1000);
