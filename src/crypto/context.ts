@@ -12,7 +12,7 @@
  * silently read as the empty context.
  */
 import { createHash } from "node:crypto";
-import { aint, concatBytes, u8, u32be, utf8 } from "./bytes.js";
+import { aint, utf8 } from "./bytes.js";
 
 export type EncryptionContext = Record<string, string>;
 
@@ -60,19 +60,28 @@ export function assertContext(ctx: unknown): asserts ctx is EncryptionContext {
   }
 }
 
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
-}
-
-/** canonical(ctx) = u32(count) ‖ for each (k, v) sorted by UTF-8 of k: u32(len k) ‖ k ‖ u32(len v) ‖ v */
+/**
+ * canonical(ctx) = u32(count) ‖ for each (k, v) sorted by UTF-8 of k: u32(len k) ‖ k ‖ u32(len v) ‖ v
+ *
+ * Written into one buffer: this runs on every wrap and unwrap. Keys are ASCII
+ * (CONTEXT_KEY_RE), so JavaScript's UTF-16 string order is their UTF-8 byte
+ * order and a plain sort is the specified one.
+ */
 export function canonicalContext(ctx: EncryptionContext): Uint8Array {
   assertContext(ctx);
-  const entries = Object.entries(ctx)
-    .map(([k, v]) => [utf8(k), utf8(v)] as const)
-    .sort((x, y) => compareBytes(x[0], y[0]));
-  const parts: Uint8Array[] = [u32be(entries.length)];
-  for (const [k, v] of entries) parts.push(u32be(k.length), k, u32be(v.length), v);
-  return concatBytes(...parts);
+  const keys = Object.keys(ctx).sort();
+  let size = 4;
+  for (const k of keys) size += 8 + k.length + Buffer.byteLength(ctx[k]!, "utf8");
+  const out = Buffer.alloc(size);
+  let offset = out.writeUInt32BE(keys.length, 0);
+  for (const k of keys) {
+    const v = ctx[k]!;
+    offset = out.writeUInt32BE(k.length, offset);
+    offset += out.write(k, offset, "latin1");
+    offset = out.writeUInt32BE(Buffer.byteLength(v, "utf8"), offset);
+    offset += out.write(v, offset, "utf8");
+  }
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
 /**
@@ -93,12 +102,10 @@ export function aadHash(ctx: EncryptionContext, keyName: string, keyVersion: num
   const canonical = canonicalContext(ctx);
   const name = keyNameBytes(keyName);
   aint(keyVersion, "keyVersion", 1, MAX_KEY_VERSION);
-  const digest = createHash("sha256")
-    .update(AAD_LABEL)
-    .update(canonical)
-    .update(u8(name.length))
-    .update(name)
-    .update(u32be(keyVersion))
-    .digest();
-  return Uint8Array.from(digest);
+  const tail = Buffer.alloc(1 + name.length + 4);
+  tail[0] = name.length;
+  tail.set(name, 1);
+  tail.writeUInt32BE(keyVersion, 1 + name.length);
+  const digest = createHash("sha256").update(AAD_LABEL).update(canonical).update(tail).digest();
+  return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength);
 }
