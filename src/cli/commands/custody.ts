@@ -6,7 +6,7 @@
  * never crosses the wire in the clear), `operator seal` and `status`. Each
  * ceremony step prints what happened and what comes next.
  */
-import { mkdirSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { Command } from "commander";
 import { b64u, hex } from "../../crypto/bytes.js";
@@ -47,7 +47,16 @@ export function custodyCommands(program: Command, client: () => Client): void {
     .option("--passphrase-file <file>", "read the passphrase from a file instead of prompting")
     .action(async (opts: { out: string; custodian?: string; passphraseFile?: string }) => {
       const id = opts.custodian ?? basename(opts.out);
+      for (const path of [`${opts.out}.key`, `${opts.out}.pub`]) {
+        if (existsSync(path))
+          throw new CliError(`'${path}' already exists; refusing to overwrite it`, EXIT.usage);
+      }
       const passphrase = await readPassphrase(opts.passphraseFile, `Passphrase for ${id}'s private key: `);
+      if (opts.passphraseFile === undefined) {
+        const again = await readPassphrase(undefined, "Repeat the passphrase: ");
+        if (again !== passphrase)
+          throw new CliError("the passphrases differ; nothing was written", EXIT.usage);
+      }
       const { publicFile, privateFile } = await generateCustodianKey(id, passphrase).catch((err: Error) => {
         throw new CliError(err.message, EXIT.usage);
       });
@@ -93,16 +102,41 @@ export function custodyCommands(program: Command, client: () => Client): void {
             throw new CliError(`${file}: ${(err as Error).message}`, EXIT.usage);
           }
         });
+        // Everything that can fail locally is checked before the server makes
+        // a root key: once init has answered, its shares and root token exist
+        // nowhere else.
         mkdirSync(opts.outDir, { recursive: true, mode: 0o700 });
+        accessSync(opts.outDir, constants.W_OK);
+        const targets = [
+          ...custodians.map((c) => join(opts.outDir, `${c.id}.share`)),
+          opts.rootTokenFile ?? "",
+        ];
+        for (const path of targets) {
+          if (path && existsSync(path))
+            throw new CliError(`'${path}' already exists; refusing to overwrite it`, EXIT.usage);
+        }
         const result = await client().request<{
           initId: string;
           shares: { custodian: string }[];
           rootToken: string;
         }>("POST", "/v1/sys/init", { threshold: opts.threshold, custodians }, { auth: false });
-        for (const share of result.shares) {
-          writeNewFile(join(opts.outDir, `${share.custodian}.share`), `${JSON.stringify(share, null, 2)}\n`);
+        try {
+          for (const share of result.shares) {
+            writeNewFile(
+              join(opts.outDir, `${share.custodian}.share`),
+              `${JSON.stringify(share, null, 2)}\n`,
+            );
+          }
+          if (opts.rootTokenFile) writeNewFile(opts.rootTokenFile, `${result.rootToken}\n`);
+        } catch (err) {
+          // Last resort: the only copy of the ceremony's output must not be lost.
+          process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+          throw new CliError(
+            `custos was initialised but writing its output failed (${(err as Error).message}); ` +
+              "the share files and root token were printed above: save them now",
+            EXIT.usage,
+          );
         }
-        if (opts.rootTokenFile) writeNewFile(opts.rootTokenFile, `${result.rootToken}\n`);
         process.stderr.write(
           `Initialised custos ${opts.threshold}-of-${opts.shares} (init id ${result.initId}).\n` +
             `Wrote ${result.shares.length} share files to ${opts.outDir}: give each custodian their own file.\n` +
