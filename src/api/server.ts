@@ -6,6 +6,7 @@
  * drops every secret, drains the store and closes the socket.
  */
 import { mkdirSync } from "node:fs";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
@@ -91,7 +92,16 @@ export async function listen(node: CustosNode, host: string, port: number): Prom
     ...node,
     url: `http://${shown}:${address.port}`,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Stop accepting, let requests in flight finish (their audit events are
+      // already on their way to the store), then cut idle keep-alive sockets,
+      // and any connection still open after a grace period.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // serve() makes a plain node:http server: no TLS or HTTP/2 options are passed.
+      const http = server as Server;
+      http.closeIdleConnections();
+      const grace = setTimeout(() => http.closeAllConnections(), 5_000);
+      await closed;
+      clearTimeout(grace);
       await node.close();
     },
   };
