@@ -70,7 +70,6 @@ export function serverCommand(program: Command): void {
         let rootToken: string | null = null;
         if (opts.dev) rootToken = await devBootstrap(node, dataDir, opts.devRootToken);
         log.info({ url: running.url, dataDir, sealed: node.seal.sealed }, "custos listening");
-        process.stdout.write(`custos listening on ${running.url} (data in ${dataDir})\n`);
         if (opts.dev) {
           process.stdout.write(
             [
@@ -89,6 +88,8 @@ export function serverCommand(program: Command): void {
             ].join("\n"),
           );
         }
+        // Last, so that whoever waits for this line sees everything above it.
+        process.stdout.write(`custos listening on ${running.url} (data in ${dataDir})\n`);
         const stop = (signal: string) => {
           log.info({ signal }, "shutting down");
           running.close().then(
