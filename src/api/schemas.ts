@@ -151,6 +151,7 @@ export const SealStatusSchema = z
     progress: z.number().int(),
     nonce: z.string().nullable(),
     ceremonyPublicKey: z.string().nullable(),
+    ceremonyExpiresAt: z.string().nullable(),
     initId: z.string().nullable(),
     custodians: z.array(z.string()),
     submitted: z.array(z.string()),

@@ -46,6 +46,8 @@ export interface SealStatus {
   /** Current unseal ceremony: nonce (hex) and ephemeral HPKE public key (b64u); null when unsealed. */
   nonce: string | null;
   ceremonyPublicKey: string | null;
+  /** When the shares submitted so far are discarded if nobody else submits; null with no progress. */
+  ceremonyExpiresAt: string | null;
   initId: string | null;
   custodians: string[];
   submitted: string[];
@@ -57,6 +59,16 @@ interface Ceremony {
   publicKey: Uint8Array;
   privateKey: Secret;
   accepted: Map<string, SharePayload>;
+  /** Discards the accepted shares when no custodian has acted for a while. */
+  expiry: NodeJS.Timeout | null;
+  expiresAt: number | null;
+}
+
+/** Accepted shares are dropped when no custodian has submitted for this long. */
+export const DEFAULT_CEREMONY_IDLE_MS = 15 * 60_000;
+
+export interface SealOptions {
+  ceremonyIdleMs?: number;
 }
 
 type Listener = (root: KeyHandle) => Promise<void> | void;
@@ -73,12 +85,14 @@ export class SealManager {
     private readonly store: Store,
     private readonly auditor: Auditor,
     config: SealConfig | null,
+    private readonly ceremonyIdleMs: number,
   ) {
     this.#config = config;
   }
 
-  static async open(store: Store, auditor: Auditor): Promise<SealManager> {
-    return new SealManager(store, auditor, await store.getSealConfig());
+  static async open(store: Store, auditor: Auditor, options: SealOptions = {}): Promise<SealManager> {
+    const idle = options.ceremonyIdleMs ?? DEFAULT_CEREMONY_IDLE_MS;
+    return new SealManager(store, auditor, await store.getSealConfig(), idle);
   }
 
   onUnseal(listener: Listener): void {
@@ -122,6 +136,7 @@ export class SealManager {
       progress: ceremony?.accepted.size ?? 0,
       nonce: ceremony ? hex.encode(ceremony.nonce) : null,
       ceremonyPublicKey: ceremony ? b64u.encode(ceremony.publicKey) : null,
+      ceremonyExpiresAt: ceremony?.expiresAt ? new Date(ceremony.expiresAt).toISOString() : null,
       initId: config?.initId ?? null,
       custodians: config?.custodians.map((c) => c.id) ?? [],
       submitted: ceremony ? [...ceremony.accepted.keys()] : [],
@@ -250,6 +265,7 @@ export class SealManager {
       throw err;
     }
     if (ceremony.accepted.size >= config.threshold) await this.#complete(config, ceremony, requestId);
+    else this.#armExpiry(ceremony);
     return this.status();
   }
 
@@ -355,13 +371,44 @@ export class SealManager {
   #currentCeremony(): Ceremony {
     if (this.#ceremony === null) {
       const { publicKey, privateKey } = generateX25519KeyPair();
-      this.#ceremony = { nonce: randomBytes(16), publicKey, privateKey, accepted: new Map() };
+      this.#ceremony = {
+        nonce: randomBytes(16),
+        publicKey,
+        privateKey,
+        accepted: new Map(),
+        expiry: null,
+        expiresAt: null,
+      };
     }
     return this.#ceremony;
   }
 
+  /** (Re)arms the idle timer after a custodian acted: shares never linger in memory unattended. */
+  #armExpiry(ceremony: Ceremony): void {
+    if (ceremony.expiry) clearTimeout(ceremony.expiry);
+    ceremony.expiresAt = Date.now() + this.ceremonyIdleMs;
+    ceremony.expiry = setTimeout(() => {
+      this.#serially(async () => {
+        if (this.#ceremony !== ceremony) return;
+        this.#resetCeremony();
+        await this.auditor.record(
+          this.auditor.event({
+            principal: "custos",
+            operation: "sys.unseal.reset",
+            decision: "allow",
+            reason: `unseal ceremony expired after ${Math.round(this.ceremonyIdleMs / 1000)} s without a submission; shares discarded`,
+          }),
+        );
+      }).catch(() => {
+        // The shares are gone either way; an audit failure here is reported by the store's own errors.
+      });
+    }, this.ceremonyIdleMs);
+    ceremony.expiry.unref();
+  }
+
   #resetCeremony(): void {
     if (this.#ceremony === null) return;
+    if (this.#ceremony.expiry) clearTimeout(this.#ceremony.expiry);
     for (const p of this.#ceremony.accepted.values()) p.share.dispose();
     this.#ceremony.privateKey.dispose();
     this.#ceremony = null;
