@@ -58,6 +58,7 @@ export function materialContext(name: string, version: number): Record<string, s
 export class KeyRing {
   #cache = new Map<string, CachedKey>();
   #locks = new Map<string, Promise<unknown>>();
+  #sweeping: Promise<void> | null = null;
 
   constructor(
     private readonly store: Store,
@@ -119,25 +120,28 @@ export class KeyRing {
   }
 
   async rotate(name: string, who: AuditBase, reason?: string): Promise<KeyInfo> {
-    return this.#locked(name, async () => {
-      const key = await this.#load(name);
-      if (key.record.state === "destroyed" || key.record.state === "pending-destruction") {
-        throw new CustosError(409, "key_not_usable", `key '${name}' is ${key.record.state}`);
-      }
-      const now = new Date().toISOString();
-      const next = key.record.latestVersion + 1;
-      const version = await this.#newVersion(name, next, now);
-      const event = this.auditor.event({
-        ...who,
-        operation: "keys.rotate",
-        decision: "allow",
-        key: name,
-        keyVersion: next,
-        reason,
-      });
-      await durably(() => this.store.addKeyVersion(version, now, event));
-      return this.#refresh(name);
+    return this.#locked(name, () => this.#rotateHeld(name, who, reason));
+  }
+
+  /** Rotation proper; the caller holds the key's lock. */
+  async #rotateHeld(name: string, who: AuditBase, reason?: string): Promise<KeyInfo> {
+    const key = await this.#load(name);
+    if (key.record.state === "destroyed" || key.record.state === "pending-destruction") {
+      throw new CustosError(409, "key_not_usable", `key '${name}' is ${key.record.state}`);
+    }
+    const now = new Date().toISOString();
+    const next = key.record.latestVersion + 1;
+    const version = await this.#newVersion(name, next, now);
+    const event = this.auditor.event({
+      ...who,
+      operation: "keys.rotate",
+      decision: "allow",
+      key: name,
+      keyVersion: next,
+      reason,
     });
+    await durably(() => this.store.addKeyVersion(version, now, event));
+    return this.#refresh(name);
   }
 
   async update(name: string, update: KeyUpdate, who: AuditBase): Promise<KeyInfo> {
@@ -239,33 +243,42 @@ export class KeyRing {
    * period is over and rotates keys whose rotation period has passed.
    */
   async sweep(now = new Date()): Promise<void> {
+    // One sweep at a time: two overlapping sweeps would both find a key due.
+    this.#sweeping ??= this.#sweep(now).finally(() => {
+      this.#sweeping = null;
+    });
+    return this.#sweeping;
+  }
+
+  async #sweep(now: Date): Promise<void> {
     if (this.seal.sealed) return;
     const who: AuditBase = { principal: "custos" };
-    for (const record of await this.store.listKeys()) {
-      if (
-        record.state === "pending-destruction" &&
-        record.deletionAt !== null &&
-        new Date(record.deletionAt) <= now
-      ) {
-        await this.#locked(record.name, async () => {
+    for (const { name } of await this.store.listKeys()) {
+      // Decide under the key's lock on a fresh read: an administrator may have
+      // cancelled a destruction or rotated the key since the list was taken,
+      // and destruction cannot be undone.
+      await this.#locked(name, async () => {
+        const record = await this.store.getKey(name);
+        if (record === null || this.seal.sealed) return;
+        if (record.state === "pending-destruction") {
+          if (record.deletionAt === null || new Date(record.deletionAt) > now) return;
           const event = this.auditor.event({
             ...who,
             operation: "keys.destroy",
             decision: "allow",
-            key: record.name,
+            key: name,
             reason: "waiting period over; key material destroyed",
           });
-          await durably(() => this.store.destroyKey(record.name, now.toISOString(), event));
-          this.#dropKey(record.name);
-        });
-      } else if (record.state === "enabled" && record.rotationPeriodSeconds !== null) {
-        const versions = await this.store.getKeyVersions(record.name);
-        const latest = versions.find((v) => v.version === record.latestVersion);
-        const age = latest ? (now.getTime() - new Date(latest.createdAt).getTime()) / 1000 : 0;
-        if (age >= record.rotationPeriodSeconds) {
-          await this.rotate(record.name, who, "rotation period elapsed");
+          await durably(() => this.store.destroyKey(name, now.toISOString(), event));
+          this.#dropKey(name);
+        } else if (record.state === "enabled" && record.rotationPeriodSeconds !== null) {
+          const versions = await this.store.getKeyVersions(name);
+          const latest = versions.find((v) => v.version === record.latestVersion);
+          const age = latest ? (now.getTime() - new Date(latest.createdAt).getTime()) / 1000 : 0;
+          if (age >= record.rotationPeriodSeconds)
+            await this.#rotateHeld(name, who, "rotation period elapsed");
         }
-      }
+      });
     }
   }
 

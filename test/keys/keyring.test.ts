@@ -59,6 +59,29 @@ describe("key ring", () => {
     expect((await node.store.getKey("rolling"))?.latestVersion).toBe(2);
   });
 
+  it("never destroys a key whose destruction was cancelled while a sweep ran", async () => {
+    const later = new Date(Date.now() + 7200 * 1000);
+    for (const name of ["race-a", "race-b", "race-c"]) {
+      await node.keys.create(name, null, who);
+      await node.keys.scheduleDestruction(name, who);
+    }
+    const sweeping = node.keys.sweep(later);
+    const cancel = await Promise.allSettled([node.keys.cancelDestruction("race-c", who)]);
+    await sweeping;
+    const state = (await node.store.getKey("race-c"))?.state;
+    // Either the cancel won (and the key lives) or the sweep did (and the cancel was refused).
+    if (cancel[0]?.status === "fulfilled") expect(state).toBe("disabled");
+    else expect(state).toBe("destroyed");
+    expect((await node.store.getKey("race-a"))?.state).toBe("destroyed");
+  });
+
+  it("rotates a due key once even when sweeps overlap", async () => {
+    await node.keys.create("once", 3600, who);
+    const later = new Date(Date.now() + 3601 * 1000);
+    await Promise.all([node.keys.sweep(later), node.keys.sweep(later), node.keys.sweep(later)]);
+    expect((await node.store.getKey("once"))?.latestVersion).toBe(2);
+  });
+
   it("binds key name and version into the sealed material", async () => {
     await node.keys.create("bound", null, who);
     const [v1] = await node.store.getKeyVersions("bound");
