@@ -71,8 +71,9 @@ export function createApp(deps: AppDeps): App {
   });
 
   app.use("*", async function requestId(c, next) {
-    const given = c.req.header("x-request-id");
-    const id = given !== undefined && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
+    // Always our own id: the audit relies on it to know whether a request has
+    // its event, so a client must not be able to pick (or collide) it.
+    const id = randomUUID();
     c.set("requestId", id);
     c.header("x-request-id", id);
     c.header("cache-control", "no-store");

@@ -14,6 +14,8 @@ import { GRANTABLE_ROLES } from "../policy/authorizer.js";
 const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const B64U_RE = /^[A-Za-z0-9_-]*$/;
 const HEX32_RE = /^[0-9a-f]{32}$/;
+/** In `u` mode a surrogate pair is one code point, so this matches only unpaired halves. */
+const LONE_SURROGATE_RE = /\p{Cs}/u;
 
 export const ErrorSchema = z
   .object({
@@ -28,7 +30,20 @@ export const KeyNameParam = z.object({
     .openapi({ param: { name: "name", in: "path" }, example: "ehr-nyu-notes" }),
 });
 
-export const ContextSchema = z
+/**
+ * JSON.parse keeps `"__proto__"` as an own property, but the map zod builds
+ * would drop it (assigning `__proto__` sets a prototype), silently unbinding
+ * that entry from the ciphertext; it is refused while the raw input still has it.
+ */
+const noProtoKey = (value: unknown, ctx: z.RefinementCtx) => {
+  if (typeof value === "object" && value !== null && Object.hasOwn(value, "__proto__")) {
+    ctx.addIssue({ code: "custom", message: "context key '__proto__' is not allowed" });
+    return z.NEVER;
+  }
+  return value;
+};
+
+const ContextMap = z
   .record(z.string().regex(CONTEXT_KEY_RE, `context keys must match ${CONTEXT_KEY_RE.source}`), z.string())
   .refine((m) => Object.keys(m).length <= MAX_CONTEXT_ENTRIES, {
     message: `context may have at most ${MAX_CONTEXT_ENTRIES} entries`,
@@ -36,7 +51,12 @@ export const ContextSchema = z
   .refine((m) => Object.values(m).every((v) => Buffer.byteLength(v, "utf8") <= MAX_CONTEXT_VALUE_BYTES), {
     message: `context values may be at most ${MAX_CONTEXT_VALUE_BYTES} bytes`,
   })
+  .refine((m) => Object.values(m).every((v) => !LONE_SURROGATE_RE.test(v)), {
+    message: "context values must be well-formed Unicode (no lone surrogates)",
+  })
   .openapi("EncryptionContext", { example: { institution: "nyu", patient: "MRN-0012345" } });
+
+export const ContextSchema = z.preprocess(noProtoKey, ContextMap);
 
 export const PurposeSchema = z
   .enum(PURPOSES_OF_USE, { error: "purpose must be an HL7 PurposeOfUse code such as TREAT, ETREAT, HPAYMT" })

@@ -76,7 +76,7 @@ function promptHidden(prompt: string): Promise<string> {
 }
 
 export function parseContext(pairs: string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null);
   for (const pair of pairs ?? []) {
     const eq = pair.indexOf("=");
     if (eq <= 0) throw new CliError(`--context '${pair}' must be key=value`, EXIT.usage);

@@ -17,7 +17,12 @@ import { aint, utf8 } from "./bytes.js";
 export type EncryptionContext = Record<string, string>;
 
 export const MAX_CONTEXT_ENTRIES = 32;
-export const CONTEXT_KEY_RE = /^[A-Za-z0-9._:-]{1,64}$/;
+/**
+ * `__proto__` is excluded: assigned to an ordinary object it sets the
+ * prototype instead of a property, so a context carrying it would silently
+ * lose that entry — and with it the binding to the ciphertext.
+ */
+export const CONTEXT_KEY_RE = /^(?!__proto__$)[A-Za-z0-9._:-]{1,64}$/;
 export const MAX_CONTEXT_VALUE_BYTES = 256;
 /** Key names on the wire: 1..128 bytes of printable ASCII (docs/FORMATS.md §3). */
 export const MAX_KEY_NAME_BYTES = 128;

@@ -165,6 +165,24 @@ describe("HTTP API", () => {
       "invalid_request",
     ],
     [
+      "__proto__ context key (it would be dropped, unbinding the entry)",
+      "POST",
+      "/v1/keys/notes/datakey",
+      undefined,
+      { raw: '{"purpose":"TREAT","context":{"__proto__":"MRN-1"}}' },
+      400,
+      "invalid_request",
+    ],
+    [
+      "lone surrogate in a context value",
+      "POST",
+      "/v1/keys/notes/datakey",
+      { purpose: "TREAT", context: { patient: "\ud800" } },
+      {},
+      400,
+      "invalid_request",
+    ],
+    [
       "garbage ciphertext",
       "POST",
       "/v1/keys/notes/decrypt",
@@ -346,6 +364,23 @@ describe("HTTP API", () => {
     expect((await call("POST", "/v1/keys/notes/datakey", use)).status).toBe(200);
   });
 
+  it("audits every read even when two requests carry the same client request id", async () => {
+    const before = (await node.store.readAudit({ fromSeq: 1, limit: 1000 })).length;
+    const headers = {
+      authorization: `Bearer ${root}`,
+      "content-type": "application/json",
+      "x-request-id": "same",
+    };
+    await Promise.all([
+      node.app.request("/v1/keys/notes/datakey", { method: "POST", headers, body: JSON.stringify(use) }),
+      node.app.request("/v1/keys/notes", { headers }),
+    ]);
+    const added = (await node.store.readAudit({ fromSeq: before + 1, limit: 1000 })).map(
+      (e) => e.event.operation,
+    );
+    expect(added).toEqual(expect.arrayContaining(["keys.datakey", "http:GET /v1/keys/:name"]));
+  });
+
   it("audits requests refused before any operation ran (bad input, unknown route, oversize body)", async () => {
     for (const [method, path, body, raw] of [
       ["POST", "/v1/keys/notes/datakey", { purpose: "SNOOP" }, undefined],
@@ -357,13 +392,15 @@ describe("HTTP API", () => {
         headers: {
           authorization: `Bearer ${root}`,
           "content-type": "application/json",
-          "x-request-id": `probe-${method}-${path.length}`,
+          "x-request-id": "chosen-by-the-client",
         },
         body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
       });
       expect(res.status).toBeGreaterThanOrEqual(400);
+      const id = res.headers.get("x-request-id");
+      expect(id).not.toBe("chosen-by-the-client");
       const events = await node.store.readAudit({ fromSeq: 1, limit: 1000 });
-      const mine = events.filter((e) => e.event.requestId === `probe-${method}-${path.length}`);
+      const mine = events.filter((e) => e.event.requestId === id);
       expect(mine).toHaveLength(1);
       expect(mine[0]?.event.decision).toBe("deny");
       expect(mine[0]?.event.reason).toMatch(/^4\d\d /);
