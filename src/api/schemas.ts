@@ -150,16 +150,13 @@ export const InitResponse = z
   .openapi("InitResponse");
 
 export const UnsealRequest = z
-  .union([
-    z.strictObject({
-      format: z.literal("custos-unseal/v1"),
-      nonce: z.string().regex(HEX32_RE, "nonce must be 32 hex digits"),
-      custodian: CustodianSchema.shape.id,
-      enc: z.string().max(64).regex(B64U_RE, "enc must be base64url"),
-      ciphertext: z.string().max(512).regex(B64U_RE, "ciphertext must be base64url"),
-    }),
-    z.strictObject({ reset: z.literal(true) }),
-  ])
+  .strictObject({
+    format: z.literal("custos-unseal/v1"),
+    nonce: z.string().regex(HEX32_RE, "nonce must be 32 hex digits"),
+    custodian: CustodianSchema.shape.id,
+    enc: z.string().max(64).regex(B64U_RE, "enc must be base64url"),
+    ciphertext: z.string().max(512).regex(B64U_RE, "ciphertext must be base64url"),
+  })
   .openapi("UnsealRequest");
 
 export const SealStatusSchema = z

@@ -8,6 +8,7 @@
 
 export const OPERATIONS = [
   "sys.seal",
+  "sys.unseal.reset",
   "keys.create",
   "keys.list",
   "keys.read",
@@ -54,6 +55,7 @@ export interface Authorizer {
 const ROLE_TABLE: Record<Exclude<Role, "root">, ReadonlySet<Operation>> = {
   admin: new Set<Operation>([
     "sys.seal",
+    "sys.unseal.reset",
     "keys.create",
     "keys.list",
     "keys.read",
@@ -61,7 +63,7 @@ const ROLE_TABLE: Record<Exclude<Role, "root">, ReadonlySet<Operation>> = {
     "keys.update",
     "keys.destroy",
   ]),
-  custodian: new Set<Operation>(["sys.seal"]),
+  custodian: new Set<Operation>(["sys.seal", "sys.unseal.reset"]),
   service: new Set<Operation>([
     "keys.list",
     "keys.read",

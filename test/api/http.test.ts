@@ -335,7 +335,10 @@ describe("HTTP API", () => {
     };
     const captured = await submission(custodians[0]!, s1);
     expect((await call("POST", "/v1/sys/unseal", captured, { token: null })).body.progress).toBe(1);
-    expect((await call("POST", "/v1/sys/unseal", { reset: true }, { token: null })).body.progress).toBe(0);
+    const anonymousReset = await call("POST", "/v1/sys/unseal/reset", {}, { token: null });
+    expect(anonymousReset.status).toBe(401);
+    expect((await call("GET", "/v1/sys/seal-status", undefined, { token: null })).body.progress).toBe(1);
+    expect((await call("POST", "/v1/sys/unseal/reset", {})).body.progress).toBe(0);
     const replay = await call("POST", "/v1/sys/unseal", captured, { token: null });
     expect(replay.status).toBe(409);
     expect(replay.body.error).toMatchObject({
@@ -343,6 +346,24 @@ describe("HTTP API", () => {
       custodian: "ann",
       reason: "wrong_ceremony",
     });
+
+    // A share of another initialisation (same custodian, other init id) is refused by the server too.
+    const sNow = (await call("GET", "/v1/sys/seal-status", undefined, { token: null })).body as {
+      nonce: string;
+      ceremonyPublicKey: string;
+    };
+    const annPayload = await openShareFile(
+      shares.find((f) => f.custodian === "ann")!,
+      custodians[0]!.privateKey,
+    );
+    const foreign = await makeUnsealSubmission(
+      { ...annPayload, initId: new Uint8Array(16).fill(7) },
+      hex.decode(sNow.nonce, "nonce"),
+      b64u.decode(sNow.ceremonyPublicKey, "key"),
+    );
+    const wrongInit = await call("POST", "/v1/sys/unseal", foreign, { token: null });
+    expect(wrongInit.status).toBe(409);
+    expect(wrongInit.body.error).toMatchObject({ custodian: "ann", reason: "wrong_init" });
 
     const s2 = (await call("GET", "/v1/sys/seal-status", undefined, { token: null })).body as {
       nonce: string;

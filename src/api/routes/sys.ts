@@ -1,7 +1,7 @@
 /**
  * The custody ceremony over HTTP: seal status (public, so custodians can see
  * the ceremony nonce and key), init, unseal submissions, seal. Init and unseal
- * need no token — the custodians' shares are the credential — but each step
+ * submissions need no token — the custodians' shares are the credential — but each step
  * is audited with the custodian who acted.
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
@@ -67,7 +67,7 @@ export function sysRoutes(app: OpenAPIHono, { seal }: AppDeps, gate: Gate): void
       method: "post",
       path: "/v1/sys/unseal",
       tags: ["sys"],
-      summary: "Submit one custodian's share (HPKE-encrypted to the ceremony key), or reset the ceremony",
+      summary: "Submit one custodian's share, HPKE-encrypted to the ceremony key",
       request: { body: { required: true, content: { "application/json": { schema: UnsealRequest } } } },
       responses: {
         200: {
@@ -77,12 +77,24 @@ export function sysRoutes(app: OpenAPIHono, { seal }: AppDeps, gate: Gate): void
         ...errors,
       },
     }),
-    async (c) => {
-      const body = c.req.valid("json");
-      const requestId = c.get("requestId");
-      if ("reset" in body) return c.json(await seal.reset("anonymous", requestId), 200);
-      return c.json(await seal.submit(body, requestId), 200);
-    },
+    async (c) => c.json(await seal.submit(c.req.valid("json"), c.get("requestId")), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/sys/unseal/reset",
+      tags: ["sys"],
+      summary: "Discard the shares submitted so far and start a new unseal ceremony",
+      security: [{ bearer: [] }],
+      // A token is required: an anonymous reset would let anyone keep the node sealed forever.
+      middleware: [gate("sys.unseal.reset", { needsUnsealed: false })] as const,
+      responses: {
+        200: { description: "Seal status", content: { "application/json": { schema: SealStatusSchema } } },
+        ...errors,
+      },
+    }),
+    async (c) => c.json(await seal.reset(c.get("principal").id, c.get("requestId")), 200),
   );
 
   app.openapi(

@@ -153,7 +153,7 @@ export function custodyCommands(program: Command, client: () => Client): void {
     .option("--share <file>", "your share file (NAME.share)")
     .option("--identity <file>", "your private key file (NAME.key)")
     .option("--passphrase-file <file>", "read the passphrase from a file instead of prompting")
-    .option("--reset", "discard the shares submitted so far and start a new ceremony")
+    .option("--reset", "discard the shares submitted so far and start a new ceremony (needs a token)")
     .option("--format <format>", "text or json", "text")
     .action(
       async (opts: {
@@ -166,12 +166,7 @@ export function custodyCommands(program: Command, client: () => Client): void {
         const format = asFormat(opts.format);
         const c = client();
         if (opts.reset) {
-          const status = await c.request<SealStatus>(
-            "POST",
-            "/v1/sys/unseal",
-            { reset: true },
-            { auth: false },
-          );
+          const status = await c.request<SealStatus>("POST", "/v1/sys/unseal/reset", {});
           print(format, status, () => `Ceremony reset.\n${describeStatus(status)}`);
           return;
         }
@@ -209,6 +204,13 @@ export function custodyCommands(program: Command, client: () => Client): void {
             auth: false,
           });
           if (!status.initialized) throw new CliError("custos is not initialised", EXIT.sealed);
+          if (status.initId !== shareFile.initId) {
+            throw new CliError(
+              `share of '${shareFile.custodian}' belongs to another initialisation (${shareFile.initId}) ` +
+                `than the one the server at ${c.addr} holds (${status.initId}); check CUSTOS_ADDR: the share was not sent`,
+              EXIT.refused,
+            );
+          }
           if (!status.sealed || status.nonce === null || status.ceremonyPublicKey === null) {
             print(format, status, () => "custos is already unsealed; nothing to do.");
             return;
