@@ -5,7 +5,7 @@
  * socket and the CLI can start a real server with the same parts. Shutdown
  * drops every secret, drains the store and closes the socket.
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -46,7 +46,10 @@ export async function openNode({
   log,
   storeBusyTimeoutMs,
 }: NodeOptions): Promise<CustosNode> {
+  // The store holds token hashes, sealed key material and the audit log:
+  // owner-only, whether the directory is new or was made by someone else.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700);
   const store = await openSqliteStore(join(dataDir, "custos.db"), { busyTimeoutMs: storeBusyTimeoutMs });
   const auditor = new Auditor(store);
   const seal = await SealManager.open(store, auditor);

@@ -53,9 +53,11 @@ class Writer {
     const db = this.db;
     let head: ChainHead;
     try {
-      this.committed ??= this.applier.loadHead();
-      head = this.committed;
       db.exec("BEGIN IMMEDIATE");
+      // Read the head under the write lock, every batch: one indexed lookup,
+      // and a writer that is not alone on the file (another process, a
+      // restored copy) continues the chain instead of failing on seq forever.
+      head = this.applier.loadHead();
     } catch (err) {
       return this.failAll(units, err);
     }

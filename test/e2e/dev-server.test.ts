@@ -3,7 +3,7 @@
  * unsealed with a usable root token, says loudly it is not for production,
  * and with a kept --data-dir unseals itself again on the next start.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -22,6 +22,9 @@ describe("development server", () => {
     const args = ["--dev", "--data-dir", join(dir, "data"), "--dev-root-token", "dev-root-token-for-tests"];
     server = await startServer(args);
     expect(server.output()).toContain("NOT FOR PRODUCTION");
+    for (const f of ["data", "data/custos.db", "data/dev/dev-alice.key"]) {
+      expect(statSync(join(dir, f)).mode & 0o077).toBe(0); // owner-only
+    }
     const env = { CUSTOS_ADDR: server.url, CUSTOS_TOKEN: "dev-root-token-for-tests" };
     const printed = /CUSTOS_TOKEN='(cst_[A-Za-z0-9_-]+)'/.exec(server.output());
     expect(printed).toBeNull(); // the dev root token given replaces the printed one

@@ -121,6 +121,20 @@ describe("SqliteStore", () => {
     expect(await store.getKey("k")).toMatchObject({ latestVersion: 2 });
   });
 
+  it("continues one chain when two stores write the same file in turn", async () => {
+    const other = await openSqliteStore(file);
+    try {
+      await store.appendAudit([ev({ reason: "a1" })]);
+      await other.appendAudit([ev({ reason: "b1" })]);
+      await store.appendAudit([ev({ reason: "a2" })]);
+      await other.appendAudit([ev({ reason: "b2" })]);
+      const events = await expectChain(store);
+      expect(events.map((e) => e.event.reason)).toEqual(["a1", "b1", "a2", "b2"]);
+    } finally {
+      await other.close();
+    }
+  });
+
   it("refuses writes promptly while the database is locked, then recovers with an intact chain", async () => {
     await store.close();
     store = await openSqliteStore(file, { busyTimeoutMs: 50 });

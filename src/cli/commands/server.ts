@@ -63,6 +63,8 @@ export function serverCommand(program: Command): void {
           throw new CliError("--destruction-wait-seconds must be a non-negative integer", EXIT.usage);
         }
         const { host, port } = parseListen(opts.listen);
+        // Files the node creates (database, WAL, dev keys) are the owner's alone.
+        process.umask(0o077);
         const log = pino({ level: opts.logLevel }, pino.destination(2));
         const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "custos-dev-"));
         const node = await openNode({ dataDir, destructionWaitSeconds: wait, log });
