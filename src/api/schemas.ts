@@ -169,6 +169,8 @@ export const SealStatusSchema = z
     nonce: z.string().nullable(),
     ceremonyPublicKey: z.string().nullable(),
     ceremonyExpiresAt: z.string().nullable(),
+    ceremonySignature: z.string().nullable(),
+    nodePublicKey: z.string(),
     initId: z.string().nullable(),
     custodians: z.array(z.string()),
     submitted: z.array(z.string()),

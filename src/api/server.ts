@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import type { Logger } from "pino";
 import { Auditor } from "../audit/auditor.js";
+import { NodeIdentity } from "../custody/node-identity.js";
 import { SealManager } from "../custody/seal.js";
 import { EnvelopeService } from "../keys/envelope-ops.js";
 import { KeyRing } from "../keys/keyring.js";
@@ -52,7 +53,15 @@ export async function openNode({
   chmodSync(dataDir, 0o700);
   const store = await openSqliteStore(join(dataDir, "custos.db"), { busyTimeoutMs: storeBusyTimeoutMs });
   const auditor = new Auditor(store);
-  const seal = await SealManager.open(store, auditor);
+  const initialized = (await store.getSealConfig()) !== null;
+  let identity: NodeIdentity;
+  try {
+    identity = NodeIdentity.loadOrCreate(dataDir, initialized);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const seal = await SealManager.open(store, auditor, { identity });
   const keys = new KeyRing(store, seal, auditor, destructionWaitSeconds ?? DEFAULT_DESTRUCTION_WAIT_SECONDS);
   const envelope = new EnvelopeService(keys, auditor);
   const app = createApp({ store, seal, keys, envelope, auditor, authorizer: new RoleAuthorizer(), log });
@@ -74,6 +83,7 @@ export async function openNode({
     async close() {
       clearInterval(timer);
       seal.shutdown();
+      identity.dispose();
       await store.close();
     },
   };

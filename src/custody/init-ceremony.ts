@@ -35,7 +35,11 @@ export interface NewCustody {
   sealedAuditKey: Uint8Array;
 }
 
-export async function makeCustody(threshold: number, custodians: CustodianInput[]): Promise<NewCustody> {
+export async function makeCustody(
+  threshold: number,
+  custodians: CustodianInput[],
+  nodePublicKey: Uint8Array,
+): Promise<NewCustody> {
   const publicKeys = validateCustodians(threshold, custodians);
   const rk = Secret.random(32);
   const initIdBytes = randomBytes(16);
@@ -71,6 +75,7 @@ export async function makeCustody(threshold: number, custodians: CustodianInput[
           recipientPublicKey: publicKeys[s.index - 1]!,
           share: s.share,
           commitment: split.commitments[s.index - 1]!,
+          nodePublicKey,
         }),
       );
     }

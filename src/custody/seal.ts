@@ -22,6 +22,7 @@ import { hashToken, newToken } from "../crypto/token.js";
 import { CustosError } from "../errors.js";
 import type { SealConfig, Store } from "../store/store.js";
 import { AUDIT_KEY_CONTEXT, type CustodianInput, makeCustody } from "./init-ceremony.js";
+import { NodeIdentity } from "./node-identity.js";
 import { type ShareRefusal, ShareRefusedError } from "./refusal.js";
 import {
   openUnsealSubmission,
@@ -48,6 +49,10 @@ export interface SealStatus {
   ceremonyPublicKey: string | null;
   /** When the shares submitted so far are discarded if nobody else submits; null with no progress. */
   ceremonyExpiresAt: string | null;
+  /** Ed25519 signature by the node's identity over init id ‖ nonce ‖ ceremony key (docs/FORMATS.md §5.4). */
+  ceremonySignature: string | null;
+  /** The node's identity key, b64u; custodians check it against their share file, not against this. */
+  nodePublicKey: string;
   initId: string | null;
   custodians: string[];
   submitted: string[];
@@ -59,6 +64,8 @@ interface Ceremony {
   publicKey: Uint8Array;
   privateKey: Secret;
   accepted: Map<string, SharePayload>;
+  /** The node's signature over init id, nonce and ceremony key. */
+  signature: Uint8Array;
   /** Discards the accepted shares when no custodian has acted for a while. */
   expiry: NodeJS.Timeout | null;
   expiresAt: number | null;
@@ -69,6 +76,8 @@ export const DEFAULT_CEREMONY_IDLE_MS = 15 * 60_000;
 
 export interface SealOptions {
   ceremonyIdleMs?: number;
+  /** Signs unseal ceremonies (node-identity.ts); an ephemeral one when omitted (tests). */
+  identity?: NodeIdentity;
 }
 
 type Listener = (root: KeyHandle) => Promise<void> | void;
@@ -86,13 +95,15 @@ export class SealManager {
     private readonly auditor: Auditor,
     config: SealConfig | null,
     private readonly ceremonyIdleMs: number,
+    private readonly identity: NodeIdentity,
   ) {
     this.#config = config;
   }
 
   static async open(store: Store, auditor: Auditor, options: SealOptions = {}): Promise<SealManager> {
     const idle = options.ceremonyIdleMs ?? DEFAULT_CEREMONY_IDLE_MS;
-    return new SealManager(store, auditor, await store.getSealConfig(), idle);
+    const identity = options.identity ?? NodeIdentity.generate();
+    return new SealManager(store, auditor, await store.getSealConfig(), idle, identity);
   }
 
   onUnseal(listener: Listener): void {
@@ -137,6 +148,8 @@ export class SealManager {
       nonce: ceremony ? hex.encode(ceremony.nonce) : null,
       ceremonyPublicKey: ceremony ? b64u.encode(ceremony.publicKey) : null,
       ceremonyExpiresAt: ceremony?.expiresAt ? new Date(ceremony.expiresAt).toISOString() : null,
+      ceremonySignature: ceremony ? b64u.encode(ceremony.signature) : null,
+      nodePublicKey: b64u.encode(this.identity.publicKey),
       initId: config?.initId ?? null,
       custodians: config?.custodians.map((c) => c.id) ?? [],
       submitted: ceremony ? [...ceremony.accepted.keys()] : [],
@@ -153,7 +166,11 @@ export class SealManager {
     if (this.#config !== null) {
       throw new CustosError(409, "already_initialized", "custos is already initialised");
     }
-    const { config, shareFiles, root, auditKey, sealedAuditKey } = await makeCustody(threshold, custodians);
+    const { config, shareFiles, root, auditKey, sealedAuditKey } = await makeCustody(
+      threshold,
+      custodians,
+      this.identity.publicKey,
+    );
     const ids = custodians.map((c) => c.id);
     const initId = config.initId;
     try {
@@ -371,10 +388,13 @@ export class SealManager {
   #currentCeremony(): Ceremony {
     if (this.#ceremony === null) {
       const { publicKey, privateKey } = generateX25519KeyPair();
+      const nonce = randomBytes(16);
+      const initId = hex.decode(this.#config?.initId ?? "", "initId");
       this.#ceremony = {
-        nonce: randomBytes(16),
+        nonce,
         publicKey,
         privateKey,
+        signature: this.identity.signCeremony(initId, nonce, publicKey),
         accepted: new Map(),
         expiry: null,
         expiresAt: null,

@@ -49,7 +49,6 @@ export const CEREMONY_NONCE_BYTES = 16;
 
 const SHARE_INFO_LABEL = utf8("custos/share/v1");
 const UNSEAL_INFO_LABEL = utf8("custos/unseal/v1");
-const EMPTY = new Uint8Array(0);
 const HPKE_TAG_BYTES = 16;
 const FINGERPRINT_RE = /^sha256:[A-Za-z0-9_-]{43}$/;
 // u8(version) ‖ initId(16) ‖ u8(i) ‖ u8(len c) ‖ c ‖ share(33)
@@ -77,6 +76,8 @@ export interface ShareFile {
   recipient: string;
   /** b64u(commit_i). */
   commitment: string;
+  /** The node's Ed25519 identity key, b64u (32 bytes): who may ask for this share. Bound as the HPKE aad. */
+  node: string;
   /** b64u(HPKE enc), 32 bytes. */
   enc: string;
   /** b64u(HPKE ciphertext of the payload). */
@@ -190,11 +191,15 @@ export interface SealShareFileArgs {
   /** 33 bytes. */
   share: Secret;
   commitment: Uint8Array;
+  /** The node's Ed25519 public key (node-identity.ts). */
+  nodePublicKey: Uint8Array;
 }
 
 /** Seals one share to its custodian. Checks the commitment first, so a mixed-up pair never ships. */
 export async function sealShareFile(args: SealShareFileArgs): Promise<ShareFile> {
-  const { initId, index, holder, threshold, shares, recipientPublicKey, share, commitment } = args;
+  const { initId, index, holder, threshold, shares, recipientPublicKey, share, commitment, nodePublicKey } =
+    args;
+  abytes(nodePublicKey, "nodePublicKey", 32);
   abytes(initId, "initId", INIT_ID_BYTES);
   aint(shares, "shares", MIN_THRESHOLD, MAX_SHARES);
   aint(threshold, "threshold", MIN_THRESHOLD, shares);
@@ -214,7 +219,7 @@ export async function sealShareFile(args: SealShareFileArgs): Promise<ShareFile>
       recipientPublicKey,
       payload,
       shareInfo(initId, index, holder),
-      EMPTY,
+      nodePublicKey,
     );
     return {
       format: SHARE_FILE_FORMAT,
@@ -225,6 +230,7 @@ export async function sealShareFile(args: SealShareFileArgs): Promise<ShareFile>
       shares,
       recipient: fingerprint(recipientPublicKey),
       commitment: b64u.encode(commitment),
+      node: b64u.encode(nodePublicKey),
       enc: b64u.encode(enc),
       ciphertext: b64u.encode(ciphertext),
     };
@@ -244,6 +250,7 @@ export function parseShareFile(json: unknown): ShareFile {
     "shares",
     "recipient",
     "commitment",
+    "node",
     "enc",
     "ciphertext",
   ]);
@@ -256,6 +263,7 @@ export function parseShareFile(json: unknown): ShareFile {
   const recipient = readMatch(obj, "recipient", FINGERPRINT_RE);
   readB64u({ digest: recipient.slice("sha256:".length) }, "digest", 32, "recipient");
   const commitment = readB64u(obj, "commitment", COMMITMENT_BYTES);
+  const node = readB64u(obj, "node", 32);
   const enc = readB64u(obj, "enc", 32);
   const ciphertext = readB64u(obj, "ciphertext", sealedPayloadLength(custodian));
   return {
@@ -267,6 +275,7 @@ export function parseShareFile(json: unknown): ShareFile {
     shares,
     recipient,
     commitment: b64u.encode(commitment),
+    node: b64u.encode(node),
     enc: b64u.encode(enc),
     ciphertext: b64u.encode(ciphertext),
   };
@@ -287,7 +296,7 @@ export async function openShareFile(file: ShareFile, privateKey: Secret): Promis
       b64u.decode(checked.enc, "enc"),
       b64u.decode(checked.ciphertext, "ciphertext"),
       shareInfo(initId, checked.index, checked.custodian),
-      EMPTY,
+      b64u.decode(checked.node, "node"),
     );
   } catch (err) {
     if (err instanceof HpkeOpenError) throw new ShareOpenError("undecryptable");

@@ -10,6 +10,7 @@ import {
 } from "../../src/crypto/shamir.js";
 import { fingerprint } from "../../src/custody/custodian-key.js";
 import { FormatError } from "../../src/custody/format-error.js";
+import { NodeIdentity } from "../../src/custody/node-identity.js";
 import {
   decodeSharePayload,
   encodeSharePayload,
@@ -27,6 +28,8 @@ import {
 const HOLDERS = ["alice", "bruno", "carol"];
 
 /** An init for 2-of-3, with every custodian's key pair and sealed share file. */
+const NODE_KEY = NodeIdentity.generate().publicKey;
+
 async function initFixture() {
   const rk = Secret.random(32);
   const initId = randomBytes(16);
@@ -44,6 +47,7 @@ async function initFixture() {
         recipientPublicKey: keys[s.index - 1]!.publicKey,
         share: s.share,
         commitment: split.commitments[s.index - 1]!,
+        nodePublicKey: NODE_KEY,
       }),
     );
   }
@@ -141,6 +145,8 @@ describe("share files (custos-share/v1)", () => {
     ["another custodian", (f: ShareFile) => ({ ...f, custodian: "carla" })],
     ["another index", (f: ShareFile) => ({ ...f, index: 2 })],
     ["another init id", (f: ShareFile) => ({ ...f, initId: hex.encode(randomBytes(16)) })],
+    // An impostor's key swapped in would make the CLI trust the impostor's ceremony.
+    ["another node key", (f: ShareFile) => ({ ...f, node: b64u.encode(NodeIdentity.generate().publicKey) })],
   ])("a file relabelled with %s does not open", async (_, relabel) => {
     const { files, keys } = await initFixture();
     const relabelled = parseShareFile(relabel(files[0]!));
@@ -188,6 +194,7 @@ describe("share files (custos-share/v1)", () => {
       recipientPublicKey: keys[0]!.publicKey,
       share: split.shares[0]!.share,
       commitment: split.commitments[0]!,
+      nodePublicKey: NODE_KEY,
     };
     await expect(sealShareFile({ ...args, commitment: split.commitments[1]! })).rejects.toThrow(/commitment/);
     await expect(sealShareFile({ ...args, recipientPublicKey: new Uint8Array(32) })).rejects.toThrow(

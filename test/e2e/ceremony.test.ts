@@ -149,6 +149,7 @@ describe("custody ceremony, keys and audit through the real CLI", () => {
       share: Secret.of(bad),
       // The file carries a commitment to its own (bad) bytes; the server checks against the one it recorded at init.
       commitment: commitShare(payload.initId, payload.index, "carol", bad),
+      nodePublicKey: b64u.decode(carolFile.node, "node"),
     });
     mkdirSync(join(dir, "corrupt"));
     writeFileSync(join(dir, "corrupt", "carol.share"), JSON.stringify(corrupted), { flag: "w" });

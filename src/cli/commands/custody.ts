@@ -16,6 +16,7 @@ import {
   parsePrivateKeyFile,
   parsePublicKeyFile,
 } from "../../custody/custodian-key.js";
+import { verifyCeremony } from "../../custody/node-identity.js";
 import type { SealStatus } from "../../custody/seal.js";
 import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
 import { CliError, type Client, EXIT } from "../client.js";
@@ -215,6 +216,22 @@ export function custodyCommands(program: Command, client: () => Client): void {
             print(format, status, () => "custos is already unsealed; nothing to do.");
             return;
           }
+          const signed =
+            status.ceremonySignature !== null &&
+            verifyCeremony(
+              b64u.decode(shareFile.node, "node"),
+              decodeOr(status.ceremonySignature),
+              hex.decode(shareFile.initId, "initId"),
+              decodeHexOr(status.nonce),
+              decodeOr(status.ceremonyPublicKey),
+            );
+          if (!signed) {
+            throw new CliError(
+              `the server at ${c.addr} did not prove it is the node that made ${shareFile.custodian}'s share ` +
+                "(its ceremony key is not signed by the node key in the share file); the share was not sent",
+              EXIT.refused,
+            );
+          }
           const submission = await makeUnsealSubmission(
             payload,
             hex.decode(status.nonce, "nonce"),
@@ -251,6 +268,23 @@ export function custodyCommands(program: Command, client: () => Client): void {
       });
       print(format, status, () => describeStatus(status));
     });
+}
+
+/** Server-supplied encodings: anything malformed reads as empty, which no check accepts. */
+function decodeOr(text: string): Uint8Array {
+  try {
+    return b64u.decode(text, "value");
+  } catch {
+    return new Uint8Array(0);
+  }
+}
+
+function decodeHexOr(text: string): Uint8Array {
+  try {
+    return hex.decode(text, "value");
+  } catch {
+    return new Uint8Array(0);
+  }
 }
 
 function parseOrUsage<T>(parse: () => T, file: string): T {

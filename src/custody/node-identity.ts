@@ -1,0 +1,112 @@
+/**
+ * The node's identity: an Ed25519 key that lets custodians tell the real node
+ * from an impostor before they send a share. The public half is written into
+ * every share file at init (bound into the file's HPKE encryption, so it
+ * cannot be swapped); the node signs each unseal ceremony's nonce and key
+ * with the private half; the CLI checks that signature against the key in the
+ * custodian's own share file and refuses to send the share otherwise. Without
+ * it, whoever answers at CUSTOS_ADDR (a wrong address, a spoofed DNS name, an
+ * on-path proxy) could publish its own ceremony key and collect shares in the
+ * clear.
+ *
+ * The key must work while the node is sealed, so it cannot be sealed under the
+ * root key: it lives in the data directory (mode 0600) next to the store, and
+ * belongs in the same backups. Someone who holds a copy of the data directory
+ * can impersonate this node to custodians — but could equally run custos on
+ * that copy and hold a real ceremony; the shares stay the custodians' to give.
+ * Strict Ed25519 verification (RFC 8032, not ZIP-215) is used.
+ */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { b64u, concatBytes, utf8, zero } from "../crypto/bytes.js";
+import { Secret } from "../crypto/secret.js";
+
+export const NODE_IDENTITY_FILE = "node-identity.key";
+const FORMAT = "custos-node-identity/v1";
+const CEREMONY_LABEL = utf8("custos/ceremony/v1");
+
+/** The bytes a node signs for one unseal ceremony (docs/FORMATS.md §5.4). */
+export function ceremonyMessage(
+  initId: Uint8Array,
+  nonce: Uint8Array,
+  ceremonyPublicKey: Uint8Array,
+): Uint8Array {
+  return concatBytes(CEREMONY_LABEL, initId, nonce, ceremonyPublicKey);
+}
+
+export function verifyCeremony(
+  nodePublicKey: Uint8Array,
+  signature: Uint8Array,
+  initId: Uint8Array,
+  nonce: Uint8Array,
+  ceremonyPublicKey: Uint8Array,
+): boolean {
+  try {
+    return ed25519.verify(signature, ceremonyMessage(initId, nonce, ceremonyPublicKey), nodePublicKey, {
+      zip215: false,
+    });
+  } catch {
+    return false;
+  }
+}
+
+export class NodeIdentity {
+  readonly publicKey: Uint8Array;
+  #secretKey: Secret;
+
+  private constructor(secretKey: Secret) {
+    this.#secretKey = secretKey;
+    this.publicKey = ed25519.getPublicKey(secretKey.reveal());
+  }
+
+  static generate(): NodeIdentity {
+    return new NodeIdentity(Secret.of(ed25519.utils.randomSecretKey()));
+  }
+
+  /**
+   * Loads the identity of the node in `dataDir`, or makes one for a node that
+   * is not initialised yet. An initialised node without its identity file
+   * cannot prove itself to custodians, so that is an error, not a new key.
+   */
+  static loadOrCreate(dataDir: string, initialized: boolean): NodeIdentity {
+    const path = join(dataDir, NODE_IDENTITY_FILE);
+    if (!existsSync(path)) {
+      if (initialized) {
+        throw new Error(
+          `${path} is missing: this node was initialised with it, and custodians' share files name its key; ` +
+            "restore it from the backup of this data directory",
+        );
+      }
+      const identity = NodeIdentity.generate();
+      const secret = b64u.encode(identity.#secretKey.reveal());
+      writeFileSync(path, `${JSON.stringify({ format: FORMAT, secretKey: secret })}\n`, {
+        mode: 0o600,
+        flag: "wx",
+      });
+      return identity;
+    }
+    const parsed = JSON.parse(readFileSync(path, "utf8")) as { format?: unknown; secretKey?: unknown };
+    if (parsed.format !== FORMAT || typeof parsed.secretKey !== "string") {
+      throw new Error(`${path} is not a ${FORMAT} file`);
+    }
+    const bytes = b64u.decode(parsed.secretKey, "secretKey");
+    if (bytes.length !== 32) {
+      zero(bytes);
+      throw new Error(`${path}: secretKey must be 32 bytes`);
+    }
+    return new NodeIdentity(Secret.of(bytes));
+  }
+
+  signCeremony(initId: Uint8Array, nonce: Uint8Array, ceremonyPublicKey: Uint8Array): Uint8Array {
+    return ed25519.sign(ceremonyMessage(initId, nonce, ceremonyPublicKey), this.#secretKey.reveal());
+  }
+
+  dispose(): void {
+    this.#secretKey.dispose();
+  }
+
+  toString(): string {
+    return `NodeIdentity(${b64u.encode(this.publicKey)})`;
+  }
+}
