@@ -35,7 +35,7 @@ describe("SealManager", () => {
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "custos-seal-"));
     store = await openSqliteStore(join(dir, "custos.db"));
-    seal = await SealManager.open(store, new Auditor(store), { ceremonyIdleMs: 300 });
+    seal = await SealManager.open(store, new Auditor(store), { ceremonyIdleMs: 1500 });
     const init = await seal.init(
       2,
       people.map((p) => ({ id: p.id, publicKey: b64u.encode(p.publicKey) })),
@@ -65,7 +65,7 @@ describe("SealManager", () => {
     const before = seal.status();
     expect(before.progress).toBe(1);
     expect(before.ceremonyExpiresAt).not.toBeNull();
-    await new Promise((r) => setTimeout(r, 600));
+    await new Promise((r) => setTimeout(r, 2500));
     const after = seal.status();
     expect(after).toMatchObject({ sealed: true, progress: 0, ceremonyExpiresAt: null });
     expect(after.nonce).not.toBe(before.nonce);
