@@ -52,7 +52,7 @@ export async function openNode({
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   chmodSync(dataDir, 0o700);
   const store = await openSqliteStore(join(dataDir, "custos.db"), { busyTimeoutMs: storeBusyTimeoutMs });
-  const auditor = new Auditor(store);
+  const auditor = new Auditor(store, log);
   const initialized = (await store.getSealConfig()) !== null;
   let identity: NodeIdentity;
   try {

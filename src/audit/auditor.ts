@@ -8,6 +8,7 @@
  * operation.
  */
 import { createHmac } from "node:crypto";
+import type { Logger } from "pino";
 import type { Secret } from "../crypto/secret.js";
 import { auditUnavailableError, CustosError } from "../errors.js";
 import { type Store, StoreConflictError, StoreUnavailableError } from "../store/store.js";
@@ -21,6 +22,8 @@ export class Auditor {
 
   constructor(
     private readonly store: Store,
+    /** The operator log: refusals and errors are told there too (never context values). */
+    private readonly log?: Pick<Logger, "warn">,
     private readonly now: () => Date = () => new Date(),
   ) {}
 
@@ -72,6 +75,22 @@ export class Auditor {
   /** Appends events that record no state change; fails closed. */
   async record(...events: AuditEventInput[]): Promise<void> {
     await durably(() => this.store.appendAudit(events));
+    for (const e of events) {
+      if (e.decision !== "allow") {
+        this.log?.warn(
+          {
+            principal: e.principal,
+            operation: e.operation,
+            key: e.key,
+            keyVersion: e.keyVersion,
+            custodian: e.custodian,
+            reason: e.reason,
+            requestId: e.requestId,
+          },
+          `${e.operation} ${e.decision === "deny" ? "refused" : "failed"}`,
+        );
+      }
+    }
   }
 }
 
