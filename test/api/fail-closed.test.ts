@@ -1,25 +1,15 @@
-/**
- * Fail-closed audit: when the store cannot make an audit event durable (here a
- * real SQLite lock held by another connection, as a second process or a stuck
- * backup would), key operations answer 503 `audit_unavailable` and return no
- * key material; nothing is half-written, and the node resumes by itself once
- * writing works again, with an unbroken audit chain.
- */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CustosNode, openNode } from "../../src/api/server.js";
+import type { CustosNode } from "../../src/api/server.js";
 import { verifyChain } from "../../src/audit/chain.js";
-import { b64u } from "../../src/crypto/bytes.js";
-import { generateX25519KeyPair } from "../../src/crypto/hpke.js";
+import { initialisedNode } from "../helpers/node.js";
 
 describe("fail-closed audit", () => {
   let dir: string;
   let node: CustosNode;
   let root: string;
+  let close: (() => Promise<void>) | undefined;
 
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await node.app.request(path, {
@@ -34,24 +24,14 @@ describe("fail-closed audit", () => {
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "custos-failclosed-"));
-    node = await openNode({ dataDir: dir, log: pino({ level: "silent" }), storeBusyTimeoutMs: 100 });
-    const custodians = ["a1", "b2"].map((id) => ({
-      id,
-      publicKey: b64u.encode(generateX25519KeyPair().publicKey),
-    }));
-    const init = await node.app.request("/v1/sys/init", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ threshold: 2, custodians }),
-    });
-    root = ((await init.json()) as { rootToken: string }).rootToken;
+    const t = await initialisedNode({ storeBusyTimeoutMs: 100 });
+    ({ node, dir, rootToken: root } = t);
+    close = t.close;
     expect((await call("POST", "/v1/keys", { name: "k" })).status).toBe(201);
   });
 
   afterAll(async () => {
-    await node?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await close?.();
   });
 
   it("refuses key operations with 503 while the audit cannot be written, then resumes", async () => {

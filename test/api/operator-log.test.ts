@@ -1,38 +1,23 @@
-/**
- * The operator log says why a request was refused — the reason the caller's
- * opaque error hides — without context values or key material.
- */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { type CustosNode, openNode } from "../../src/api/server.js";
-import { b64u } from "../../src/crypto/bytes.js";
-import { generateX25519KeyPair } from "../../src/crypto/hpke.js";
+import { initialisedNode } from "../helpers/node.js";
 
 describe("operator log", () => {
-  const dir = mkdtempSync(join(tmpdir(), "custos-oplog-"));
   const lines: string[] = [];
-  let node: CustosNode | undefined;
+  let close: (() => Promise<void>) | undefined;
 
   afterAll(async () => {
-    await node?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await close?.();
   });
 
   it("records why a decryption was refused, and no context value", async () => {
-    node = await openNode({
-      dataDir: dir,
+    const t = await initialisedNode({
       log: pino({ level: "warn" }, { write: (line: string) => lines.push(line) }),
     });
-    const custodians = ["a1", "b2"].map((id) => ({
-      id,
-      publicKey: b64u.encode(generateX25519KeyPair().publicKey),
-    }));
-    const { rootToken } = await node.seal.init(2, custodians);
+    close = t.close;
+    const { node, rootToken } = t;
     const call = async (path: string, body: unknown) =>
-      node!.app.request(path, {
+      node.app.request(path, {
         method: "POST",
         headers: { authorization: `Bearer ${rootToken}`, "content-type": "application/json" },
         body: JSON.stringify(body),

@@ -5,35 +5,24 @@
  * the key name and version bound in, so a record moved to another key or
  * version does not open.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CustosNode, openNode } from "../../src/api/server.js";
-import { b64u } from "../../src/crypto/bytes.js";
+import type { CustosNode } from "../../src/api/server.js";
 import { DecryptError, unwrap } from "../../src/crypto/envelope.js";
-import { generateX25519KeyPair } from "../../src/crypto/hpke.js";
 import { materialContext } from "../../src/keys/keyring.js";
+import { initialisedNode, type TestNode } from "../helpers/node.js";
 
 describe("key ring", () => {
-  let dir: string;
+  let t: TestNode;
   let node: CustosNode;
   const who = { principal: "test" };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "custos-keyring-"));
-    node = await openNode({ dataDir: dir, log: pino({ level: "silent" }), destructionWaitSeconds: 3600 });
-    const custodians = ["a1", "b2"].map((id) => ({
-      id,
-      publicKey: b64u.encode(generateX25519KeyPair().publicKey),
-    }));
-    await node.seal.init(2, custodians);
+    t = await initialisedNode({ destructionWaitSeconds: 3600 });
+    node = t.node;
   });
 
   afterAll(async () => {
-    await node?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await t?.close();
   });
 
   it("destroys a key only after the waiting period, and erases its material", async () => {

@@ -15,23 +15,12 @@ import {
   DecryptRequest,
   DecryptResponse,
   EncryptRequest,
-  ErrorSchema,
   KeyNameParam,
   WrapResponse,
 } from "../schemas.js";
+import { json, keyRouteErrors } from "./responses.js";
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
-const errors = {
-  400: json(ErrorSchema, "Invalid request, or decryption failed"),
-  401: json(ErrorSchema, "No valid token"),
-  403: json(ErrorSchema, "Not allowed"),
-  404: json(ErrorSchema, "No such key"),
-  409: json(ErrorSchema, "Key disabled"),
-  503: json(ErrorSchema, "Sealed or audit unavailable"),
-};
+const errors = keyRouteErrors({ 400: "Invalid request, or decryption failed", 409: "Key disabled" });
 
 function route<S extends z.ZodType, R extends z.ZodType>(
   gate: Gate,

@@ -6,20 +6,10 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppDeps } from "../app.js";
 import type { Gate } from "../gate.js";
-import { CreateKeyRequest, ErrorSchema, KeyInfoSchema, KeyNameParam, UpdateKeyRequest } from "../schemas.js";
+import { CreateKeyRequest, KeyInfoSchema, KeyNameParam, UpdateKeyRequest } from "../schemas.js";
+import { json, keyRouteErrors } from "./responses.js";
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
-const errors = {
-  400: json(ErrorSchema, "Invalid request"),
-  401: json(ErrorSchema, "No valid token"),
-  403: json(ErrorSchema, "Not allowed"),
-  404: json(ErrorSchema, "No such key"),
-  409: json(ErrorSchema, "Conflict with the key's state"),
-  503: json(ErrorSchema, "Sealed or audit unavailable"),
-};
+const errors = keyRouteErrors();
 
 export function keyRoutes(app: OpenAPIHono, { keys }: AppDeps, gate: Gate): void {
   const who = (c: { get(k: "principal"): { id: string }; get(k: "requestId"): string }) => ({
