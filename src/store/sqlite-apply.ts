@@ -11,6 +11,7 @@
 import type Database from "better-sqlite3";
 import { appendEvent, type ChainHead, GENESIS_HASH } from "../audit/chain.js";
 import type { AuditEventInput } from "../audit/event.js";
+import { leafHash } from "../audit/merkle.js";
 import type { UnitFailure, WriteOp, WriteUnit } from "./sqlite-protocol.js";
 import {
   type KeyRow,
@@ -40,8 +41,10 @@ export class WriteApplier {
   private readonly destroyKeyRow: Database.Statement<[string, string]>;
   private readonly destroyVersions: Database.Statement<[string]>;
   private readonly insertAudit: Database.Statement<
-    [number, string, string, string, string | null, string, string, Uint8Array]
+    [number, string, string, string, string | null, string | null, string, string, Uint8Array, Uint8Array]
   >;
+  private readonly insertHead: Database.Statement<[number, Uint8Array, number, Uint8Array]>;
+  private readonly auditSize: Database.Statement<[], { size: number | null }>;
   private readonly lastAudit: Database.Statement<[], { seq: number; hash: Uint8Array }>;
 
   constructor(db: Database.Database) {
@@ -79,9 +82,13 @@ export class WriteApplier {
       "UPDATE key_versions SET state = 'destroyed', sealed_material = X'' WHERE name = ?",
     );
     this.insertAudit = db.prepare(
-      `INSERT INTO audit_events (seq, time, principal, operation, key_name, decision, event, hash)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO audit_events (seq, time, principal, operation, key_name, purpose, decision, event, hash, leaf)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    this.insertHead = db.prepare(
+      "INSERT INTO audit_heads (size, root, timestamp, signature) VALUES (?, ?, ?, ?)",
+    );
+    this.auditSize = db.prepare("SELECT max(seq) AS size FROM audit_events");
     this.lastAudit = db.prepare("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1");
   }
 
@@ -157,6 +164,14 @@ export class WriteApplier {
         return;
       case "appendAudit":
         return;
+      case "putTreeHead": {
+        const { size, root, timestamp, signature } = w.head;
+        // A head may only describe events that exist; its size is its key, so
+        // a second, different head for one size is a conflict, never an overwrite.
+        if (size > (this.auditSize.get()?.size ?? 0)) throw new UnitConflict(`no tree of size ${size} yet`);
+        this.insertHead.run(size, root, timestamp, signature);
+        return;
+      }
     }
   }
 
@@ -176,9 +191,11 @@ export class WriteApplier {
         e.principal,
         e.operation,
         e.key ?? null,
+        e.purpose ?? null,
         e.decision,
         next.chained.canonical,
         next.head.hash,
+        leafHash(Buffer.from(next.chained.canonical, "utf8")),
       );
       h = next.head;
     }

@@ -7,7 +7,14 @@
  * and answer "conflict" for one caller without failing its batch neighbours.
  */
 import type { AuditEventInput } from "../audit/event.js";
-import type { KeyPatch, KeyRecord, KeyVersionRecord, SealConfig, TokenRecord } from "./store.js";
+import type {
+  KeyPatch,
+  KeyRecord,
+  KeyVersionRecord,
+  SealConfig,
+  TokenRecord,
+  TreeHeadRecord,
+} from "./store.js";
 
 export type WriteOp =
   | { op: "initialize"; config: SealConfig; secrets: Record<string, Uint8Array>; rootToken: TokenRecord }
@@ -16,7 +23,8 @@ export type WriteOp =
   | { op: "updateKey"; name: string; patch: KeyPatch; updatedAt: string }
   | { op: "destroyKey"; name: string; updatedAt: string }
   | { op: "putToken"; token: TokenRecord }
-  | { op: "appendAudit" };
+  | { op: "appendAudit" }
+  | { op: "putTreeHead"; head: TreeHeadRecord };
 
 /** One caller's write: applied and audited atomically, or not at all. */
 export interface WriteUnit {

@@ -68,8 +68,19 @@ CREATE TABLE audit_events (
   operation TEXT NOT NULL,
   key_name  TEXT,
   decision  TEXT NOT NULL CHECK (decision IN ('allow', 'deny', 'error')),
+  purpose   TEXT,
   event     TEXT NOT NULL,
-  hash      BLOB NOT NULL CHECK (length(hash) = 32)
+  hash      BLOB NOT NULL CHECK (length(hash) = 32),
+  -- RFC 9162 leaf hash of the canonical event: SHA-256(0x00 ‖ event).
+  leaf      BLOB NOT NULL CHECK (length(leaf) = 32)
+) STRICT;
+
+-- Signed tree heads of the Merkle log over audit_events (docs/FORMATS.md §8.1).
+CREATE TABLE audit_heads (
+  size      INTEGER PRIMARY KEY CHECK (size >= 1),
+  root      BLOB    NOT NULL CHECK (length(root) = 32),
+  timestamp INTEGER NOT NULL,
+  signature BLOB    NOT NULL CHECK (length(signature) = 64)
 ) STRICT;
 
 -- Audit queries filter on one column and page in seq order, so each index
@@ -79,6 +90,7 @@ CREATE INDEX audit_events_principal ON audit_events (principal, seq);
 CREATE INDEX audit_events_key       ON audit_events (key_name, seq);
 CREATE INDEX audit_events_operation ON audit_events (operation, seq);
 CREATE INDEX audit_events_decision  ON audit_events (decision, seq);
+CREATE INDEX audit_events_purpose   ON audit_events (purpose, seq);
 `;
 
 /** Settings for the writer connection: WAL, and a commit is durable when it returns. */

@@ -11,7 +11,7 @@
  */
 import { resolve as resolvePath } from "node:path";
 import Database from "better-sqlite3";
-import type { AuditDecision, AuditEventInput, ChainedAuditEvent } from "../audit/event.js";
+import type { AuditEventInput, ChainedAuditEvent } from "../audit/event.js";
 import { WriterClient, type WriterStats } from "./sqlite-client.js";
 import type { WriteUnit } from "./sqlite-protocol.js";
 import {
@@ -28,6 +28,7 @@ import {
   tokenFromRow,
 } from "./sqlite-rows.js";
 import {
+  type AuditFilter,
   type AuditQuery,
   type KeyPatch,
   type KeyRecord,
@@ -36,10 +37,18 @@ import {
   type Store,
   StoreUnavailableError,
   type TokenRecord,
+  type TreeHeadRecord,
 } from "./store.js";
 import { checkEvent, checkEvents, checkKeyVersion, checkNewKey, checkPatch } from "./validate.js";
 
 export const AUDIT_PAGE_MAX = 1000;
+
+interface HeadRow {
+  size: number;
+  root: Uint8Array;
+  timestamp: number;
+  signature: Uint8Array;
+}
 
 export interface SqliteStoreOptions {
   /** How long the writer waits for a lock held by another process before failing the batch. Default 5000. */
@@ -51,26 +60,15 @@ export interface SqliteStoreOptions {
   maxPages?: number;
 }
 
-/** An audit query that also filters; each filter is served by an index. */
-export interface AuditFilter extends AuditQuery {
-  principal?: string;
-  key?: string;
-  operation?: string;
-  decision?: AuditDecision;
-  /** Inclusive lower bound on `time` (RFC 3339 UTC with milliseconds, so strings order as times). */
-  since?: string;
-  /** Exclusive upper bound on `time`. */
-  until?: string;
-}
-
 const FILTER_COLUMNS = [
   ["principal", "principal = ?"],
   ["key", "key_name = ?"],
   ["operation", "operation = ?"],
   ["decision", "decision = ?"],
+  ["purpose", "purpose = ?"],
 ] as const;
 
-const FILTER_FIELDS = ["principal", "key", "operation", "decision", "since", "until"] as const;
+const FILTER_FIELDS = ["principal", "key", "operation", "decision", "purpose", "since", "until"] as const;
 
 /** Above every RFC 3339 string; stands in for an absent upper time bound. */
 const TIME_MAX = "\uffff";
@@ -235,6 +233,54 @@ export class SqliteStore implements Store {
   async searchAudit(filter: AuditFilter): Promise<ChainedAuditEvent[]> {
     const { sql, params } = auditQuery(filter);
     return this.readAll<AuditRow>(sql, ...params).map(auditFromRow);
+  }
+
+  async auditSize(): Promise<number> {
+    return this.read<{ size: number | null }>("SELECT max(seq) AS size FROM audit_events")?.size ?? 0;
+  }
+
+  async readLeafHashes(fromSeq: number, toSeq: number): Promise<Uint8Array[]> {
+    if (
+      !Number.isSafeInteger(fromSeq) ||
+      !Number.isSafeInteger(toSeq) ||
+      fromSeq < 1 ||
+      toSeq < fromSeq - 1
+    ) {
+      throw new RangeError(`leaf range ${fromSeq}..${toSeq} is not valid`);
+    }
+    const rows = this.readAll<{ leaf: Uint8Array }>(
+      "SELECT leaf FROM audit_events WHERE seq BETWEEN ? AND ? ORDER BY seq",
+      fromSeq,
+      toSeq,
+    );
+    if (rows.length !== toSeq - fromSeq + 1) {
+      throw new RangeError(`the log holds ${rows.length} of events ${fromSeq}..${toSeq}`);
+    }
+    return rows.map((r) => new Uint8Array(r.leaf));
+  }
+
+  async putTreeHead(head: TreeHeadRecord): Promise<void> {
+    if (!Number.isSafeInteger(head.size) || head.size < 1) throw new RangeError("head.size must be ≥ 1");
+    if (!(head.root instanceof Uint8Array) || head.root.length !== 32)
+      throw new TypeError("head.root must be 32 bytes");
+    if (!(head.signature instanceof Uint8Array) || head.signature.length !== 64) {
+      throw new TypeError("head.signature must be 64 bytes");
+    }
+    return this.write({ write: { op: "putTreeHead", head }, events: [] });
+  }
+
+  async getTreeHead(size?: number): Promise<TreeHeadRecord | null> {
+    const row =
+      size === undefined
+        ? this.read<HeadRow>("SELECT * FROM audit_heads ORDER BY size DESC LIMIT 1")
+        : this.read<HeadRow>("SELECT * FROM audit_heads WHERE size = ?", size);
+    if (row === undefined) return null;
+    return {
+      size: row.size,
+      root: new Uint8Array(row.root),
+      timestamp: row.timestamp,
+      signature: new Uint8Array(row.signature),
+    };
   }
 
   /** Test hook: kills the writer thread as a crash would; the store starts a new one. */

@@ -8,7 +8,7 @@
  * makes both durable in the same transaction, so a change is never visible
  * without its audit record and vice versa.
  */
-import type { AuditEventInput, ChainedAuditEvent } from "../audit/event.js";
+import type { AuditDecision, AuditEventInput, ChainedAuditEvent } from "../audit/event.js";
 
 export type KeyState = "enabled" | "disabled" | "pending-destruction" | "destroyed";
 export type Protection = "software";
@@ -68,6 +68,18 @@ export interface TokenRecord {
   expiresAt: string | null;
 }
 
+/** A signed tree head of the audit log (docs/FORMATS.md §8.1). */
+export interface TreeHeadRecord {
+  /** Number of events (leaves) the head covers. */
+  size: number;
+  /** RFC 9162 Merkle tree head over the first `size` events. */
+  root: Uint8Array;
+  /** Milliseconds since the epoch. */
+  timestamp: number;
+  /** Ed25519 by the node's audit signing key. */
+  signature: Uint8Array;
+}
+
 export type KeyPatch = Partial<
   Pick<KeyRecord, "state" | "minDecryptionVersion" | "rotationPeriodSeconds" | "deletionAt">
 >;
@@ -77,6 +89,19 @@ export interface AuditQuery {
   fromSeq?: number;
   /** At most this many; the store caps it at 1000. */
   limit?: number;
+}
+
+/** An audit query that also filters; each filter is served by an index. */
+export interface AuditFilter extends AuditQuery {
+  principal?: string;
+  key?: string;
+  operation?: string;
+  purpose?: string;
+  decision?: AuditDecision;
+  /** Inclusive lower bound on `time` (RFC 3339 UTC with milliseconds, so strings order as times). */
+  since?: string;
+  /** Exclusive upper bound on `time`. */
+  until?: string;
 }
 
 /** Raised for a write that conflicts with existing state (duplicate name, already initialised). */
@@ -124,6 +149,16 @@ export interface Store {
   /** Appends events that record no state change (key use, denials, ceremony steps). */
   appendAudit(events: AuditEventInput[]): Promise<void>;
   readAudit(query: AuditQuery): Promise<ChainedAuditEvent[]>;
+  /** Events in seq order matching every given filter (each served by an index). */
+  searchAudit(filter: AuditFilter): Promise<ChainedAuditEvent[]>;
+  /** Number of events in the log (= the last seq). */
+  auditSize(): Promise<number>;
+  /** RFC 9162 leaf hashes of events `fromSeq`..`toSeq` (inclusive), in order. */
+  readLeafHashes(fromSeq: number, toSeq: number): Promise<Uint8Array[]>;
+  /** Records a signed tree head; a second head for the same size is a StoreConflictError. */
+  putTreeHead(head: TreeHeadRecord): Promise<void>;
+  /** The head of the given size, or the largest one when size is omitted. */
+  getTreeHead(size?: number): Promise<TreeHeadRecord | null>;
 
   close(): Promise<void>;
 }

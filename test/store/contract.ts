@@ -5,6 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { verifyChain } from "../../src/audit/chain.js";
 import type { AuditEventInput, ChainedAuditEvent } from "../../src/audit/event.js";
+import { leafHash } from "../../src/audit/merkle.js";
 import {
   type KeyRecord,
   type KeyVersionRecord,
@@ -295,6 +296,48 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       const events = await readAll(store);
       expect(events.map((e) => e.event.reason)).toEqual(["before", "after"]);
       expect(verifyChain(events).ok).toBe(true);
+    });
+
+    it("keeps each event's RFC 9162 leaf hash, and the size of the log", async () => {
+      expect(await store.auditSize()).toBe(0);
+      await store.appendAudit([ev({ reason: "one" }), ev({ reason: "two" }), ev({ reason: "three" })]);
+      expect(await store.auditSize()).toBe(3);
+      const events = await readAll(store);
+      const leaves = await store.readLeafHashes(1, 3);
+      expect(leaves.map((l) => Buffer.from(l).toString("hex"))).toEqual(
+        events.map((e) => Buffer.from(leafHash(new TextEncoder().encode(e.canonical))).toString("hex")),
+      );
+      expect(await store.readLeafHashes(2, 1)).toEqual([]);
+      await expect(store.readLeafHashes(1, 4)).rejects.toThrow(RangeError);
+    });
+
+    it("stores one signed head per size, never beyond the log, never overwritten", async () => {
+      await store.appendAudit([ev(), ev()]);
+      const head = {
+        size: 2,
+        root: new Uint8Array(32).fill(1),
+        timestamp: 1_700_000_000_000,
+        signature: new Uint8Array(64).fill(2),
+      };
+      await store.putTreeHead(head);
+      expect(await store.getTreeHead()).toEqual(head);
+      expect(await store.getTreeHead(2)).toEqual(head);
+      expect(await store.getTreeHead(1)).toBeNull();
+      await expect(store.putTreeHead({ ...head, root: new Uint8Array(32).fill(9) })).rejects.toThrow(
+        StoreConflictError,
+      );
+      await expect(store.putTreeHead({ ...head, size: 3 })).rejects.toThrow(StoreConflictError);
+      expect(await store.getTreeHead()).toEqual(head);
+    });
+
+    it("filters events by purpose", async () => {
+      await store.appendAudit([
+        ev({ purpose: "TREAT" }),
+        ev({ purpose: "HPAYMT" }),
+        ev({ purpose: "TREAT" }),
+      ]);
+      const treat = await store.searchAudit({ purpose: "TREAT" });
+      expect(treat.map((e) => e.event.seq)).toEqual([1, 3]);
     });
 
     it("pages the log from a seq and caps the page at 1000", async () => {
