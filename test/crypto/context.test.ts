@@ -119,6 +119,10 @@ describe("assertContext limits", () => {
     },
   );
 
+  it("refuses a '__proto__' key (it would be dropped from an ordinary object, unbinding it)", () => {
+    expect(() => assertContext(JSON.parse('{"__proto__":"MRN-1"}'))).toThrow(RangeError);
+  });
+
   it("accepts every character the key pattern allows", () => {
     expect(() => assertContext({ "Aa0._:-": "v" })).not.toThrow();
   });
