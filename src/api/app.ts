@@ -14,6 +14,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
 import type { Auditor } from "../audit/auditor.js";
+import type { MerkleLog } from "../audit/merkle-log.js";
 import type { SealManager } from "../custody/seal.js";
 import { CustosError } from "../errors.js";
 import type { EnvelopeService } from "../keys/envelope-ops.js";
@@ -37,6 +38,7 @@ export interface AppDeps {
   keys: KeyRing;
   envelope: EnvelopeService;
   auditor: Auditor;
+  merkle: MerkleLog;
   authorizer: Authorizer;
   log: Logger;
 }

@@ -205,9 +205,24 @@ export const TokenResponse = z
   })
   .openapi("Token");
 
+const filterText = z.string().min(1).max(256);
+const rfc3339 = z
+  .string()
+  .regex(
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/,
+    "times are RFC 3339 UTC, e.g. 2026-11-24T10:00:00.000Z",
+  );
+
 export const AuditQuery = z.strictObject({
   from: z.coerce.number().int().min(1).default(1),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
+  principal: filterText.optional(),
+  key: filterText.optional(),
+  operation: filterText.optional(),
+  purpose: PurposeSchema.optional(),
+  decision: z.enum(["allow", "deny", "error"]).optional(),
+  since: rfc3339.optional(),
+  until: rfc3339.optional(),
 });
 
 export const AuditEventsResponse = z

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import type { Logger } from "pino";
 import { Auditor } from "../audit/auditor.js";
+import { MerkleLog } from "../audit/merkle-log.js";
 import { NodeIdentity } from "../custody/node-identity.js";
 import { SealManager } from "../custody/seal.js";
 import { EnvelopeService } from "../keys/envelope-ops.js";
@@ -35,6 +36,7 @@ export interface NodeOptions {
 export interface CustosNode {
   app: App;
   store: Store;
+  merkle: MerkleLog;
   seal: SealManager;
   keys: KeyRing;
   close(): Promise<void>;
@@ -62,9 +64,23 @@ export async function openNode({
     throw err;
   }
   const seal = await SealManager.open(store, auditor, { identity });
+  const merkle = new MerkleLog(store, (err) =>
+    log.error({ err }, "signing the audit tree head failed; will retry"),
+  );
+  seal.onUnseal((root) => merkle.start(root));
+  seal.onSeal(() => merkle.stop());
   const keys = new KeyRing(store, seal, auditor, destructionWaitSeconds ?? DEFAULT_DESTRUCTION_WAIT_SECONDS);
   const envelope = new EnvelopeService(keys, auditor);
-  const app = createApp({ store, seal, keys, envelope, auditor, authorizer: new RoleAuthorizer(), log });
+  const app = createApp({
+    store,
+    seal,
+    keys,
+    envelope,
+    auditor,
+    merkle,
+    authorizer: new RoleAuthorizer(),
+    log,
+  });
 
   const sweep = () => {
     keys.sweep().catch((err: unknown) => log.error({ err }, "housekeeping failed; will retry"));
@@ -78,10 +94,12 @@ export async function openNode({
   return {
     app,
     store,
+    merkle,
     seal,
     keys,
     async close() {
       clearInterval(timer);
+      merkle.stop();
       seal.shutdown();
       identity.dispose();
       await store.close();

@@ -6,7 +6,9 @@
  * stored; the caller makes the result durable and only then uses it, and
  * disposes of it if that fails.
  */
-import { b64u, hex, randomBytes } from "../crypto/bytes.js";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { AUDIT_SIGNING_KEY, AUDIT_SIGNING_KEY_CONTEXT } from "../audit/merkle-log.js";
+import { b64u, hex, randomBytes, zero } from "../crypto/bytes.js";
 import { ROOT_KEY_NAME, wrap } from "../crypto/envelope.js";
 import { isUsableX25519PublicKey } from "../crypto/hpke.js";
 import { SoftwareKeyHandle } from "../crypto/key-handle.js";
@@ -31,8 +33,8 @@ export interface NewCustody {
   /** Owns the new root key. */
   root: SoftwareKeyHandle;
   auditKey: Secret;
-  /** The audit key sealed under the root key (docs/FORMATS.md §4). */
-  sealedAuditKey: Uint8Array;
+  /** System secrets sealed under the root key (docs/FORMATS.md §4), by name: the audit HMAC and signing keys. */
+  sealedSecrets: Record<string, Uint8Array>;
 }
 
 export async function makeCustody(
@@ -79,8 +81,16 @@ export async function makeCustody(
         }),
       );
     }
-    const sealedAuditKey = await wrap(root, ROOT_KEY_NAME, 1, auditKey.reveal(), AUDIT_KEY_CONTEXT);
-    return { config, shareFiles, root, auditKey, sealedAuditKey };
+    const signingKey = ed25519.utils.randomSecretKey();
+    try {
+      const sealedSecrets = {
+        "audit-key": await wrap(root, ROOT_KEY_NAME, 1, auditKey.reveal(), AUDIT_KEY_CONTEXT),
+        [AUDIT_SIGNING_KEY]: await wrap(root, ROOT_KEY_NAME, 1, signingKey, AUDIT_SIGNING_KEY_CONTEXT),
+      };
+      return { config, shareFiles, root, auditKey, sealedSecrets };
+    } finally {
+      zero(signingKey);
+    }
   } catch (err) {
     root.dispose();
     auditKey.dispose();

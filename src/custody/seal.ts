@@ -166,7 +166,7 @@ export class SealManager {
     if (this.#config !== null) {
       throw new CustosError(409, "already_initialized", "custos is already initialised");
     }
-    const { config, shareFiles, root, auditKey, sealedAuditKey } = await makeCustody(
+    const { config, shareFiles, root, auditKey, sealedSecrets } = await makeCustody(
       threshold,
       custodians,
       this.identity.publicKey,
@@ -180,7 +180,7 @@ export class SealManager {
         () =>
           this.store.initialize(
             config,
-            { "audit-key": sealedAuditKey },
+            sealedSecrets,
             {
               hash: hashToken(rootToken),
               principal: "root",
