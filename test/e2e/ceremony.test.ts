@@ -242,11 +242,13 @@ describe("custody ceremony, keys and audit through the real CLI", () => {
 
     const verify = await json<{
       ok: boolean;
+      signedHead: { ok: boolean; size?: number } | null;
       events: number;
       custodiansWhoUnsealed: string[];
       unseals: { reason: string }[];
     }>(["audit", "verify"], auditor);
     expect(verify.ok).toBe(true);
+    expect(verify.signedHead).toMatchObject({ ok: true });
     expect(verify.custodiansWhoUnsealed.sort()).toEqual(["alice", "bob", "carol", "dave", "erin"]);
     expect(verify.unseals.map((u) => u.reason)).toEqual([
       "unsealed by custodians alice, bob, carol",

@@ -6,6 +6,9 @@
 import type { Command } from "commander";
 import { verifyChain } from "../../audit/chain.js";
 import type { ChainedAuditEvent } from "../../audit/event.js";
+import type { TreeHeadJson } from "../../audit/tree-head.js";
+import { checkHead } from "../../audit/verify-head.js";
+import { b64u } from "../../crypto/bytes.js";
 import { CliError, type Client, EXIT } from "../client.js";
 import { asFormat, print } from "../io.js";
 
@@ -29,12 +32,23 @@ export function auditCommands(program: Command, client: () => Client): void {
   const audit = program.command("audit").description("audit log");
   audit
     .command("verify")
-    .description("recompute the audit hash chain from its events and report the first break")
+    .description(
+      "recompute the audit hash chain and the signed tree head from the events; report the first break",
+    )
+    .option("--audit-key <b64u>", "pin the node's audit signing key (as printed by a previous verify)")
     .option("--format <format>", "text or json", "text")
-    .action(async (opts: { format: string }) => {
+    .action(async (opts: { format: string; auditKey?: string }) => {
       const format = asFormat(opts.format);
-      const events = await fetchChain(client());
+      const c = client();
+      // The head first: the events fetched after it cover at least its size.
+      const served = await c.request<TreeHeadJson>("GET", "/v1/audit/head").catch((err: unknown) => {
+        if (err instanceof CliError && (err.code === "no_tree_head" || err.code === "sealed")) return null;
+        throw err;
+      });
+      const events = await fetchChain(c);
       const result = verifyChain(events);
+      const pinned = opts.auditKey === undefined ? undefined : b64u.decode(opts.auditKey, "--audit-key");
+      const headCheck = served === null ? null : checkHead(events, served, pinned);
       const unsealers = [
         ...new Set(
           events
@@ -50,6 +64,7 @@ export function auditCommands(program: Command, client: () => Client): void {
         ok: result.ok,
         events: events.length,
         ...(result.ok ? { head } : { firstBadSeq: result.seq, problem: result.problem }),
+        signedHead: headCheck,
         unseals: unseals.map((e) => ({ seq: e.event.seq, time: e.event.time, reason: e.event.reason })),
         custodiansWhoUnsealed: unsealers,
       };
@@ -57,11 +72,19 @@ export function auditCommands(program: Command, client: () => Client): void {
         result.ok
           ? [
               `Audit chain verified: ${events.length} events, head ${head}.`,
+              headCheck === null
+                ? "No signed tree head yet (or the node is sealed): only the hash chain was checked."
+                : headCheck.ok
+                  ? `Signed tree head verified: the first ${headCheck.size} events match the root signed by audit key ${headCheck.keyId}.`
+                  : `Signed tree head FAILED (${headCheck.problem}): ${headCheck.detail}`,
               ...unseals.map((e) => `  #${e.event.seq} ${e.event.time} ${e.event.reason}`),
             ].join("\n")
           : `Audit chain BROKEN at event ${result.seq}: ${result.problem}`,
       );
       if (!result.ok) throw new CliError(`audit chain broken at event ${result.seq}`, EXIT.refused);
+      if (headCheck !== null && !headCheck.ok) {
+        throw new CliError(`signed tree head check failed: ${headCheck.problem}`, EXIT.refused);
+      }
     });
   audit
     .command("events")
