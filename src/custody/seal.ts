@@ -176,28 +176,26 @@ export class SealManager {
     try {
       const rootToken = newToken();
       const now = new Date().toISOString();
-      await durably(
-        () =>
-          this.store.initialize(
-            config,
-            sealedSecrets,
-            {
-              hash: hashToken(rootToken),
-              principal: "root",
-              roles: ["root"],
-              createdBy: "init",
-              createdAt: now,
-              expiresAt: null,
-            },
-            this.auditor.event({
-              principal: "anonymous",
-              operation: "sys.init",
-              decision: "allow",
-              reason: `initialised ${threshold}-of-${custodians.length} with custodians ${ids.join(", ")}; init id ${initId}`,
-              requestId,
-            }),
-          ),
-        "custos is already initialised",
+      await this.#initializeStore(config.initId, () =>
+        this.store.initialize(
+          config,
+          sealedSecrets,
+          {
+            hash: hashToken(rootToken),
+            principal: "root",
+            roles: ["root"],
+            createdBy: "init",
+            createdAt: now,
+            expiresAt: null,
+          },
+          this.auditor.event({
+            principal: "anonymous",
+            operation: "sys.init",
+            decision: "allow",
+            reason: `initialised ${threshold}-of-${custodians.length} with custodians ${ids.join(", ")}; init id ${initId}`,
+            requestId,
+          }),
+        ),
       );
       this.#config = config;
       await this.#becomeUnsealed(root, auditKey);
@@ -206,6 +204,22 @@ export class SealManager {
       root.dispose();
       auditKey.dispose();
       throw err;
+    }
+  }
+
+  /**
+   * Makes the init durable. A store that fails with "outcome unknown" (its
+   * writer died around the commit) may in fact have committed: then the shares
+   * and root token about to be lost are the only ones that open this node, so
+   * the store is asked which init it holds, and ours is answered as a success.
+   */
+  async #initializeStore(initId: string, write: () => Promise<void>): Promise<void> {
+    try {
+      await durably(write, "custos is already initialised");
+    } catch (err) {
+      if (!(err instanceof CustosError) || err.code !== "audit_unavailable") throw err;
+      const stored = await this.store.getSealConfig().catch(() => null);
+      if (stored?.initId !== initId) throw err;
     }
   }
 

@@ -14,6 +14,7 @@ import type { Secret } from "../../src/crypto/secret.js";
 import { SealManager } from "../../src/custody/seal.js";
 import { makeUnsealSubmission, openShareFile, type ShareFile } from "../../src/custody/share-format.js";
 import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite.js";
+import { type Store, StoreUnavailableError } from "../../src/store/store.js";
 
 describe("SealManager", () => {
   let dir: string;
@@ -86,5 +87,33 @@ describe("SealManager", () => {
     await seal.seal("test");
     expect(() => seal.root()).toThrow(/sealed/);
     await expect(root.prf(new Uint8Array(1))).rejects.toThrow();
+  });
+
+  it("keeps an init whose commit happened although the store reported the outcome unknown", async () => {
+    const dir2 = mkdtempSync(join(tmpdir(), "custos-seal-init-"));
+    const real = await openSqliteStore(join(dir2, "custos.db"));
+    // The writer thread dying right after COMMIT: the write is durable, the caller hears "unavailable".
+    const flaky: Store = Object.create(real, {
+      initialize: {
+        value: async (...args: Parameters<Store["initialize"]>) => {
+          await real.initialize(...args);
+          throw new StoreUnavailableError("writer thread stopped; outcome unknown");
+        },
+      },
+    });
+    const manager = await SealManager.open(flaky, new Auditor(real));
+    try {
+      const result = await manager.init(
+        2,
+        people.map((p) => ({ id: p.id, publicKey: b64u.encode(p.publicKey) })),
+      );
+      expect(result.shareFiles).toHaveLength(3);
+      expect(manager.sealed).toBe(false);
+      expect((await real.getSealConfig())?.initId).toBe(result.initId);
+    } finally {
+      manager.shutdown();
+      await real.close();
+      rmSync(dir2, { recursive: true, force: true });
+    }
   });
 });
