@@ -223,6 +223,8 @@ export const AuditQuery = z.strictObject({
   decision: z.enum(["allow", "deny", "error"]).optional(),
   since: rfc3339.optional(),
   until: rfc3339.optional(),
+  /** A patient id, MRN or record id: matched through its keyed HMACs, never stored. */
+  patient: z.string().min(1).max(256).optional(),
 });
 
 export const AuditEventsResponse = z

@@ -16,6 +16,22 @@ import type { AuditEventInput } from "./event.js";
 
 export type EventFields = Omit<AuditEventInput, "time">;
 
+/** Context keys that name a patient or a record: a search by patient looks in each. */
+export const IDENTIFYING_CONTEXT_KEYS = ["patient", "patientId", "mrn", "record", "recordId"];
+
+/** b64u(HMAC(auditKey, "custos/audit-context/v1" ‖ u32(len k) ‖ k ‖ value)) — docs/FORMATS.md §8. */
+function contextHmac(key: Uint8Array, name: string, value: string): string {
+  const label = Buffer.from(name, "utf8");
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(label.length);
+  return createHmac("sha256", key)
+    .update("custos/audit-context/v1")
+    .update(len)
+    .update(label)
+    .update(value, "utf8")
+    .digest("base64url");
+}
+
 export class Auditor {
   #contextKey: Secret | null = null;
   #eventfulRequests = new Set<string>();
@@ -58,18 +74,25 @@ export class Auditor {
     if (context === undefined || this.#contextKey === null) return undefined;
     const key = this.#contextKey.reveal();
     const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(context)) {
-      const label = Buffer.from(k, "utf8");
-      const len = Buffer.alloc(4);
-      len.writeUInt32BE(label.length);
-      out[k] = createHmac("sha256", key)
-        .update("custos/audit-context/v1")
-        .update(len)
-        .update(label)
-        .update(v, "utf8")
-        .digest("base64url");
-    }
+    for (const [k, v] of Object.entries(context)) out[k] = contextHmac(key, k, v);
     return out;
+  }
+
+  /**
+   * The keyed HMACs under which `value` would be stored as any of the
+   * identifying context keys (patient id, MRN, record id): what a search for
+   * one patient's events looks up. Needs the audit key, so only while unsealed.
+   */
+  subjectHmacs(value: string): string[] {
+    if (this.#contextKey === null) {
+      throw new CustosError(
+        503,
+        "sealed",
+        "searching by patient needs the audit key: custos must be unsealed",
+      );
+    }
+    const key = this.#contextKey.reveal();
+    return IDENTIFYING_CONTEXT_KEYS.map((k) => contextHmac(key, k, value));
   }
 
   /** Appends events that record no state change; fails closed. */

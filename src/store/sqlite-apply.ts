@@ -44,6 +44,7 @@ export class WriteApplier {
     [number, string, string, string, string | null, string | null, string, string, Uint8Array, Uint8Array]
   >;
   private readonly insertHead: Database.Statement<[number, Uint8Array, number, Uint8Array]>;
+  private readonly insertSubject: Database.Statement<[string, number]>;
   private readonly auditSize: Database.Statement<[], { size: number | null }>;
   private readonly lastAudit: Database.Statement<[], { seq: number; hash: Uint8Array }>;
 
@@ -85,6 +86,7 @@ export class WriteApplier {
       `INSERT INTO audit_events (seq, time, principal, operation, key_name, purpose, decision, event, hash, leaf)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    this.insertSubject = db.prepare("INSERT OR IGNORE INTO audit_subjects (hmac, seq) VALUES (?, ?)");
     this.insertHead = db.prepare(
       "INSERT INTO audit_heads (size, root, timestamp, signature) VALUES (?, ?, ?, ?)",
     );
@@ -197,6 +199,7 @@ export class WriteApplier {
         next.head.hash,
         leafHash(Buffer.from(next.chained.canonical, "utf8")),
       );
+      for (const hmac of Object.values(e.context ?? {})) this.insertSubject.run(hmac, e.seq);
       h = next.head;
     }
     return h;

@@ -75,6 +75,15 @@ CREATE TABLE audit_events (
   leaf      BLOB NOT NULL CHECK (length(leaf) = 32)
 ) STRICT;
 
+-- Every context entry of every event, by its keyed HMAC (which covers the
+-- context key's name), so "all events about patient X" is an index lookup
+-- without the log holding X.
+CREATE TABLE audit_subjects (
+  hmac TEXT    NOT NULL,
+  seq  INTEGER NOT NULL REFERENCES audit_events (seq),
+  PRIMARY KEY (hmac, seq)
+) STRICT, WITHOUT ROWID;
+
 -- Signed tree heads of the Merkle log over audit_events (docs/FORMATS.md §8.1).
 CREATE TABLE audit_heads (
   size      INTEGER PRIMARY KEY CHECK (size >= 1),

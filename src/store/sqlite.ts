@@ -104,6 +104,19 @@ export function auditQuery(filter: AuditFilter): { sql: string; params: Array<st
     where.push(clause);
     params.push(value);
   }
+  const hmacs = filter.contextHmacs;
+  if (hmacs !== undefined) {
+    if (
+      !Array.isArray(hmacs) ||
+      hmacs.length === 0 ||
+      hmacs.length > 16 ||
+      !hmacs.every((h) => typeof h === "string")
+    ) {
+      throw new TypeError("contextHmacs must be 1 to 16 strings");
+    }
+    where.push(`seq IN (SELECT seq FROM audit_subjects WHERE hmac IN (${hmacs.map(() => "?").join(", ")}))`);
+    params.push(...hmacs);
+  }
   params.push(limit);
   return {
     sql: `SELECT seq, event, hash FROM audit_events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`,

@@ -102,6 +102,8 @@ export interface AuditFilter extends AuditQuery {
   since?: string;
   /** Exclusive upper bound on `time`. */
   until?: string;
+  /** Events whose context holds any of these keyed HMACs (as stored in `context`). */
+  contextHmacs?: string[];
 }
 
 /** Raised for a write that conflicts with existing state (duplicate name, already initialised). */

@@ -330,6 +330,19 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await store.getTreeHead()).toEqual(head);
     });
 
+    it("finds events by the keyed HMAC of a context value", async () => {
+      await store.appendAudit([
+        ev({ context: { patient: "h-ann" } }),
+        ev({ context: { patient: "h-bob", site: "h-nyu" } }),
+        ev({ context: { mrn: "h-ann-mrn" } }),
+        ev({}),
+      ]);
+      const found = await store.searchAudit({ contextHmacs: ["h-ann", "h-ann-mrn"] });
+      expect(found.map((e) => e.event.seq)).toEqual([1, 3]);
+      expect((await store.searchAudit({ contextHmacs: ["h-nyu"] })).map((e) => e.event.seq)).toEqual([2]);
+      await expect(store.searchAudit({ contextHmacs: [] })).rejects.toThrow(TypeError);
+    });
+
     it("filters events by purpose", async () => {
       await store.appendAudit([
         ev({ purpose: "TREAT" }),

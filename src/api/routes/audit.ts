@@ -64,16 +64,21 @@ export function auditRoutes(app: OpenAPIHono, { store, auditor, merkle }: AppDep
       const q = c.req.valid("query");
       // Stored times carry milliseconds; normalise the bounds so they compare as times.
       const iso = (t: string | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
+      const { patient, ...filters } = q;
+      const contextHmacs = patient === undefined ? undefined : auditor.subjectHmacs(patient);
       const rows = await store.searchAudit({
-        ...q,
+        ...filters,
         fromSeq: q.from,
         since: iso(q.since),
         until: iso(q.until),
+        contextHmacs,
       });
+      // The patient's identifier itself never reaches the log, not even here.
+      const about = patient === undefined ? "" : ", by patient";
       await recordRead(
         c.get("principal").id,
         c.get("requestId"),
-        `events from ${q.from}, ${rows.length} returned`,
+        `events from ${q.from}${about}, ${rows.length} returned`,
       );
       const last = rows.at(-1);
       return c.json(

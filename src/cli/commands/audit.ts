@@ -5,6 +5,7 @@
  */
 import type { Command } from "commander";
 import { verifyChain } from "../../audit/chain.js";
+import { disclosures, disclosuresCsv, disclosuresHtml, disclosuresText } from "../../audit/disclosures.js";
 import type { ChainedAuditEvent } from "../../audit/event.js";
 import type { TreeHeadJson } from "../../audit/tree-head.js";
 import { checkHead } from "../../audit/verify-head.js";
@@ -17,11 +18,18 @@ interface Page {
   next: number | null;
 }
 
-export async function fetchChain(client: Client, from = 1): Promise<ChainedAuditEvent[]> {
+export async function fetchChain(
+  client: Client,
+  from = 1,
+  filters: Record<string, string | undefined> = {},
+): Promise<ChainedAuditEvent[]> {
   const out: ChainedAuditEvent[] = [];
   let next: number | null = from;
+  const extra = new URLSearchParams();
+  for (const [k, v] of Object.entries(filters)) if (v !== undefined) extra.set(k, v);
+  const suffix = extra.size > 0 ? `&${extra}` : "";
   while (next !== null) {
-    const page: Page = await client.request<Page>("GET", `/v1/audit/events?from=${next}&limit=1000`);
+    const page: Page = await client.request<Page>("GET", `/v1/audit/events?from=${next}&limit=1000${suffix}`);
     for (const e of page.events) out.push({ event: e.event, canonical: e.canonical, hash: e.hash });
     next = page.next;
   }
@@ -88,12 +96,17 @@ export function auditCommands(program: Command, client: () => Client): void {
     });
   audit
     .command("events")
-    .description("list audit events")
+    .description("list audit events, optionally only those about one patient")
     .option("--from <seq>", "first event", Number, 1)
+    .option("--patient <id>", "patient id, MRN or record id (matched by its keyed HMAC on the server)")
+    .option("--principal <p>", "only this principal's events")
     .option("--format <format>", "text or json", "text")
-    .action(async (opts: { from: number; format: string }) => {
+    .action(async (opts: { from: number; patient?: string; principal?: string; format: string }) => {
       const format = asFormat(opts.format);
-      const events = await fetchChain(client(), opts.from);
+      const events = await fetchChain(client(), opts.from, {
+        patient: opts.patient,
+        principal: opts.principal,
+      });
       print(
         format,
         events.map((e) => e.event),
@@ -114,5 +127,34 @@ export function auditCommands(program: Command, client: () => Client): void {
             )
             .join("\n"),
       );
+    });
+
+  const report = audit.command("report").description("reports built from the audit log");
+  report
+    .command("disclosures")
+    .description("accounting of disclosures: every use of a key on one patient's records")
+    .requiredOption("--patient <id>", "patient id, MRN or record id")
+    .option("--since <time>", "from this time (RFC 3339, UTC)")
+    .option("--until <time>", "up to this time (RFC 3339, UTC, exclusive)")
+    .option("--format <format>", "text, json, csv or html", "text")
+    .action(async (opts: { patient: string; since?: string; until?: string; format: string }) => {
+      if (!["text", "json", "csv", "html"].includes(opts.format)) {
+        throw new CliError("--format must be text, json, csv or html", EXIT.usage);
+      }
+      const events = await fetchChain(client(), 1, {
+        patient: opts.patient,
+        since: opts.since,
+        until: opts.until,
+      });
+      const rows = disclosures(events.map((e) => e.event));
+      const out =
+        opts.format === "json"
+          ? JSON.stringify(rows, null, 2)
+          : opts.format === "csv"
+            ? disclosuresCsv(rows)
+            : opts.format === "html"
+              ? disclosuresHtml(rows, "Accounting of disclosures")
+              : disclosuresText(rows);
+      process.stdout.write(`${out}\n`);
     });
 }
