@@ -24,19 +24,37 @@ export interface DisclosureRow {
 }
 
 export function disclosures(events: readonly AuditEvent[]): DisclosureRow[] {
-  return events
-    .filter((e) => KEY_USES.has(e.operation))
-    .map((e) => ({
-      time: e.time,
-      principal: e.principal,
-      organisation: "-",
-      key: e.key ?? "-",
-      keyVersion: e.keyVersion ?? null,
-      operation: e.operation.replace(/^keys\./, ""),
-      purpose: e.purpose ?? "-",
-      decision: e.decision,
-      reason: e.reason ?? "",
-    }));
+  return accessRows(events.filter((e) => KEY_USES.has(e.operation)));
+}
+
+/** One row per event, in the same columns (the principal report lists every operation). */
+export function accessRows(events: readonly AuditEvent[]): DisclosureRow[] {
+  return events.map((e) => ({
+    time: e.time,
+    principal: e.principal,
+    organisation: "-",
+    key: e.key ?? "-",
+    keyVersion: e.keyVersion ?? null,
+    operation: e.operation,
+    purpose: e.purpose ?? "-",
+    decision: e.decision,
+    reason: e.reason ?? "",
+  }));
+}
+
+export type ReportFormat = "text" | "json" | "csv" | "html";
+
+export function renderReport(rows: readonly DisclosureRow[], format: ReportFormat, title: string): string {
+  switch (format) {
+    case "json":
+      return JSON.stringify(rows, null, 2);
+    case "csv":
+      return disclosuresCsv(rows);
+    case "html":
+      return disclosuresHtml(rows, title);
+    case "text":
+      return disclosuresText(rows);
+  }
 }
 
 const COLUMNS: (keyof DisclosureRow)[] = [
@@ -65,7 +83,7 @@ export function disclosuresCsv(rows: readonly DisclosureRow[]): string {
 }
 
 export function disclosuresText(rows: readonly DisclosureRow[]): string {
-  if (rows.length === 0) return "No disclosures recorded for this patient in the period.";
+  if (rows.length === 0) return "Nothing recorded for this selection.";
   const widths = COLUMNS.map((c) => Math.max(c.length, ...rows.map((r) => cell(r, c).length)));
   const line = (values: string[]) =>
     values

@@ -33,7 +33,7 @@ describe("disclosures", () => {
 
   it("lists key uses only", () => {
     const rows = disclosures(events);
-    expect(rows.map((r) => r.operation)).toEqual(["decrypt", "decrypt"]);
+    expect(rows.map((r) => r.operation)).toEqual(["keys.decrypt", "keys.decrypt"]);
     expect(rows[0]).toMatchObject({ key: "ehr-notes", keyVersion: 2, purpose: "TREAT", decision: "allow" });
   });
 
@@ -50,6 +50,6 @@ describe("disclosures", () => {
   });
 
   it("says so when there is nothing", () => {
-    expect(disclosuresText([])).toContain("No disclosures");
+    expect(disclosuresText([])).toContain("Nothing recorded");
   });
 });

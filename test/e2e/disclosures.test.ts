@@ -64,9 +64,9 @@ describe("accounting of disclosures", () => {
     expect(r.code).toBe(0);
     const rows = JSON.parse(r.stdout) as { operation: string; purpose: string; decision: string }[];
     expect(rows.map((x) => [x.operation, x.purpose, x.decision])).toEqual([
-      ["datakey", "TREAT", "allow"],
+      ["keys.datakey", "TREAT", "allow"],
       // Found through the `mrn` key; refused, since the blob was bound to {patient}: attempts count too.
-      ["decrypt", "ETREAT", "deny"],
+      ["keys.decrypt", "ETREAT", "deny"],
     ]);
     const csv = await runCli(["audit", "report", "disclosures", "--patient", "MRN-0002", "--format", "csv"], {
       CUSTOS_ADDR: node.url,
@@ -74,6 +74,17 @@ describe("accounting of disclosures", () => {
     });
     expect(csv.stdout.trim().split("\r\n")).toHaveLength(2);
     expect(csv.stdout).toContain("HPAYMT");
+  });
+
+  it("reports everything one principal did", async () => {
+    const r = await runCli(["audit", "report", "principal", "root", "--format", "json"], {
+      CUSTOS_ADDR: node.url,
+      CUSTOS_TOKEN: root,
+    });
+    expect(r.code).toBe(0);
+    const ops = (JSON.parse(r.stdout) as { operation: string }[]).map((x) => x.operation);
+    expect(ops).toEqual(expect.arrayContaining(["keys.create", "keys.datakey", "keys.decrypt"]));
+    expect(new Set(ops).has("sys.init")).toBe(false); // init was anonymous, not root's
   });
 
   it("keeps the identifiers out of the log", () => {

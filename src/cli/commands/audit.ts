@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import { verifyChain } from "../../audit/chain.js";
-import { disclosures, disclosuresCsv, disclosuresHtml, disclosuresText } from "../../audit/disclosures.js";
+import { accessRows, disclosures, type ReportFormat, renderReport } from "../../audit/disclosures.js";
 import type { ChainedAuditEvent } from "../../audit/event.js";
 import type { TreeHeadJson } from "../../audit/tree-head.js";
 import { checkHead } from "../../audit/verify-head.js";
@@ -130,6 +130,12 @@ export function auditCommands(program: Command, client: () => Client): void {
     });
 
   const report = audit.command("report").description("reports built from the audit log");
+  const formats = ["text", "json", "csv", "html"] as const;
+  const asReportFormat = (f: string): ReportFormat => {
+    if (!(formats as readonly string[]).includes(f))
+      throw new CliError("--format must be text, json, csv or html", EXIT.usage);
+    return f as ReportFormat;
+  };
   report
     .command("disclosures")
     .description("accounting of disclosures: every use of a key on one patient's records")
@@ -138,23 +144,25 @@ export function auditCommands(program: Command, client: () => Client): void {
     .option("--until <time>", "up to this time (RFC 3339, UTC, exclusive)")
     .option("--format <format>", "text, json, csv or html", "text")
     .action(async (opts: { patient: string; since?: string; until?: string; format: string }) => {
-      if (!["text", "json", "csv", "html"].includes(opts.format)) {
-        throw new CliError("--format must be text, json, csv or html", EXIT.usage);
-      }
+      const format = asReportFormat(opts.format);
       const events = await fetchChain(client(), 1, {
         patient: opts.patient,
         since: opts.since,
         until: opts.until,
       });
       const rows = disclosures(events.map((e) => e.event));
-      const out =
-        opts.format === "json"
-          ? JSON.stringify(rows, null, 2)
-          : opts.format === "csv"
-            ? disclosuresCsv(rows)
-            : opts.format === "html"
-              ? disclosuresHtml(rows, "Accounting of disclosures")
-              : disclosuresText(rows);
-      process.stdout.write(`${out}\n`);
+      process.stdout.write(`${renderReport(rows, format, "Accounting of disclosures")}\n`);
+    });
+  report
+    .command("principal <principal>")
+    .description("everything one principal did, allowed or refused")
+    .option("--since <time>", "from this time (RFC 3339, UTC)")
+    .option("--until <time>", "up to this time (RFC 3339, UTC, exclusive)")
+    .option("--format <format>", "text, json, csv or html", "text")
+    .action(async (principal: string, opts: { since?: string; until?: string; format: string }) => {
+      const format = asReportFormat(opts.format);
+      const events = await fetchChain(client(), 1, { principal, since: opts.since, until: opts.until });
+      const rows = accessRows(events.map((e) => e.event));
+      process.stdout.write(`${renderReport(rows, format, `Activity of ${principal}`)}\n`);
     });
 }
