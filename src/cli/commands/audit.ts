@@ -3,6 +3,7 @@
  * trusting nothing the server says about it; reports the first bad event and
  * what is wrong, and who unsealed the node. `custos audit events` lists events.
  */
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { verifyChain } from "../../audit/chain.js";
 import { accessRows, disclosures, type ReportFormat, renderReport } from "../../audit/disclosures.js";
@@ -11,7 +12,7 @@ import type { TreeHeadJson } from "../../audit/tree-head.js";
 import { checkHead } from "../../audit/verify-head.js";
 import { b64u } from "../../crypto/bytes.js";
 import { CliError, type Client, EXIT } from "../client.js";
-import { asFormat, print } from "../io.js";
+import { asFormat, print, writeNewFile } from "../io.js";
 
 interface Page {
   events: { seq: number; hash: string; canonical: string; event: ChainedAuditEvent["event"] }[];
@@ -36,6 +37,58 @@ export async function fetchChain(
   return out;
 }
 
+/** The newest signed head, then every event: fetched in that order, the events cover the head. */
+async function fetchLog(c: Client): Promise<{ served: TreeHeadJson | null; events: ChainedAuditEvent[] }> {
+  const served = await c.request<TreeHeadJson>("GET", "/v1/audit/head").catch((err: unknown) => {
+    if (err instanceof CliError && (err.code === "no_tree_head" || err.code === "sealed")) return null;
+    throw err;
+  });
+  return { served, events: await fetchChain(c) };
+}
+
+const EXPORT_FORMAT = "custos-audit-export/v1";
+
+/**
+ * An export (docs/FORMATS.md §8.2) is JSON lines: a header with the signed
+ * head, then one line per event with its canonical JSON and chain hash. The
+ * event object is re-read from the canonical text, so what is verified is
+ * exactly what was hashed.
+ */
+function readExport(path: string): { served: TreeHeadJson | null; events: ChainedAuditEvent[] } {
+  let lines: string[];
+  try {
+    lines = readFileSync(path, "utf8")
+      .split("\n")
+      .filter((l) => l.length > 0);
+  } catch (err) {
+    throw new CliError(
+      `cannot read export '${path}': ${(err as NodeJS.ErrnoException).code ?? err}`,
+      EXIT.usage,
+    );
+  }
+  const parse = (line: string, n: number): unknown => {
+    try {
+      return JSON.parse(line);
+    } catch {
+      throw new CliError(`${path}:${n}: not JSON`, EXIT.refused);
+    }
+  };
+  const header = parse(lines[0] ?? "", 1) as { format?: unknown; head?: TreeHeadJson | null };
+  if (header.format !== EXPORT_FORMAT) throw new CliError(`${path}: not a ${EXPORT_FORMAT} file`, EXIT.usage);
+  const events = lines.slice(1).map((line, i) => {
+    const row = parse(line, i + 2) as { canonical?: unknown; hash?: unknown };
+    if (typeof row.canonical !== "string" || typeof row.hash !== "string") {
+      throw new CliError(`${path}:${i + 2}: an event line needs canonical and hash`, EXIT.refused);
+    }
+    return {
+      event: parse(row.canonical, i + 2) as ChainedAuditEvent["event"],
+      canonical: row.canonical,
+      hash: row.hash,
+    };
+  });
+  return { served: header.head ?? null, events };
+}
+
 export function auditCommands(program: Command, client: () => Client): void {
   const audit = program.command("audit").description("audit log");
   audit
@@ -44,16 +97,12 @@ export function auditCommands(program: Command, client: () => Client): void {
       "recompute the audit hash chain and the signed tree head from the events; report the first break",
     )
     .option("--audit-key <b64u>", "pin the node's audit signing key (as printed by a previous verify)")
+    .option("--export <file>", "verify an exported log (custos audit export) offline instead of the server's")
     .option("--format <format>", "text or json", "text")
-    .action(async (opts: { format: string; auditKey?: string }) => {
+    .action(async (opts: { format: string; auditKey?: string; export?: string }) => {
       const format = asFormat(opts.format);
-      const c = client();
-      // The head first: the events fetched after it cover at least its size.
-      const served = await c.request<TreeHeadJson>("GET", "/v1/audit/head").catch((err: unknown) => {
-        if (err instanceof CliError && (err.code === "no_tree_head" || err.code === "sealed")) return null;
-        throw err;
-      });
-      const events = await fetchChain(c);
+      const { served, events } =
+        opts.export === undefined ? await fetchLog(client()) : readExport(opts.export);
       const result = verifyChain(events);
       const pinned = opts.auditKey === undefined ? undefined : b64u.decode(opts.auditKey, "--audit-key");
       const headCheck = served === null ? null : checkHead(events, served, pinned);
@@ -93,6 +142,22 @@ export function auditCommands(program: Command, client: () => Client): void {
       if (headCheck !== null && !headCheck.ok) {
         throw new CliError(`signed tree head check failed: ${headCheck.problem}`, EXIT.refused);
       }
+    });
+  audit
+    .command("export")
+    .description("write the whole audit log with its newest signed head to a file, for offline verification")
+    .requiredOption("--out <file>", "the file to write (JSON lines; must not exist)")
+    .action(async (opts: { out: string }) => {
+      const { served, events } = await fetchLog(client());
+      const lines = [
+        JSON.stringify({ format: EXPORT_FORMAT, exportedAt: new Date().toISOString(), head: served }),
+        ...events.map((e) => JSON.stringify({ seq: e.event.seq, hash: e.hash, canonical: e.canonical })),
+      ];
+      writeNewFile(opts.out, `${lines.join("\n")}\n`);
+      process.stderr.write(
+        `Exported ${events.length} events${served ? ` and the signed head of size ${served.size}` : ""} to ${opts.out}.\n` +
+          `Check it anywhere with: custos audit verify --export ${opts.out} [--audit-key KEY]\n`,
+      );
     });
   audit
     .command("events")
