@@ -31,15 +31,17 @@ export class CompactRange {
   }
 
   append(leaf: Hash): void {
-    this.#stack.push({ size: 1, hash: leaf });
     this.#size++;
-    for (;;) {
-      const n = this.#stack.length;
-      const right = this.#stack[n - 1];
-      const left = this.#stack[n - 2];
-      if (!left || !right || left.size !== right.size) break;
-      this.#stack.splice(n - 2, 2, { size: left.size * 2, hash: nodeHash(left.hash, right.hash) });
+    // The low set bits of the new size say how many perfect subtrees the new
+    // leaf completes: merge that many times, like carrying in binary addition.
+    let hash = leaf;
+    let size = 1;
+    for (let n = this.#size; n % 2 === 0; n /= 2) {
+      const left = this.#stack.pop()!;
+      hash = nodeHash(left.hash, hash);
+      size *= 2;
     }
+    this.#stack.push({ size, hash });
   }
 
   clone(): CompactRange {

@@ -5,11 +5,10 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { verifyChain } from "../../audit/chain.js";
 import { accessRows, disclosures, type ReportFormat, renderReport } from "../../audit/disclosures.js";
 import type { ChainedAuditEvent } from "../../audit/event.js";
 import type { TreeHeadJson } from "../../audit/tree-head.js";
-import { checkHead } from "../../audit/verify-head.js";
+import { verifyLog } from "../../audit/verify-log.js";
 import { b64u } from "../../crypto/bytes.js";
 import { CliError, type Client, EXIT } from "../client.js";
 import { asFormat, print, writeNewFile } from "../io.js";
@@ -31,7 +30,14 @@ export async function fetchChain(
   const suffix = extra.size > 0 ? `&${extra}` : "";
   while (next !== null) {
     const page: Page = await client.request<Page>("GET", `/v1/audit/events?from=${next}&limit=1000${suffix}`);
-    for (const e of page.events) out.push({ event: e.event, canonical: e.canonical, hash: e.hash });
+    // The event is read from the text that was hashed, never from the server's separate copy of it.
+    for (const e of page.events) {
+      out.push({
+        event: JSON.parse(e.canonical) as ChainedAuditEvent["event"],
+        canonical: e.canonical,
+        hash: e.hash,
+      });
+    }
     next = page.next;
   }
   return out;
@@ -103,9 +109,10 @@ export function auditCommands(program: Command, client: () => Client): void {
       const format = asFormat(opts.format);
       const { served, events } =
         opts.export === undefined ? await fetchLog(client()) : readExport(opts.export);
-      const result = verifyChain(events);
       const pinned = opts.auditKey === undefined ? undefined : b64u.decode(opts.auditKey, "--audit-key");
-      const headCheck = served === null ? null : checkHead(events, served, pinned);
+      const check = verifyLog(events, served, pinned);
+      const result = check.chain;
+      const headCheck = check.head;
       const unsealers = [
         ...new Set(
           events

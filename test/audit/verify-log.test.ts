@@ -9,7 +9,7 @@ import { appendEvent, type ChainHead, GENESIS_HASH } from "../../src/audit/chain
 import type { ChainedAuditEvent } from "../../src/audit/event.js";
 import { leafHash, treeHead } from "../../src/audit/merkle.js";
 import { auditPublicKey, signTreeHead, treeHeadToJson } from "../../src/audit/tree-head.js";
-import { checkHead } from "../../src/audit/verify-head.js";
+import { checkHead } from "../../src/audit/verify-log.js";
 import { Secret } from "../../src/crypto/secret.js";
 
 function log(n: number): ChainedAuditEvent[] {
@@ -43,7 +43,9 @@ describe("checkHead", () => {
   });
 
   it("names an altered event, a truncated log, a bad signature and a foreign key", () => {
-    const altered = events.map((e, i) => (i === 3 ? { ...e, event: { ...e.event, purpose: "HPAYMT" } } : e));
+    const altered = events.map((e, i) =>
+      i === 3 ? { ...e, canonical: e.canonical.replace("TREAT", "HPAYMT") } : e,
+    );
     expect(checkHead(altered, served)).toMatchObject({ ok: false, problem: "altered_events" });
     const swapped = [events[1]!, events[0]!, ...events.slice(2)];
     expect(checkHead(swapped, served)).toMatchObject({ ok: false, problem: "altered_events" });
