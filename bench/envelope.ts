@@ -32,19 +32,11 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { type LoadRequest, type LoadResult, load, stopLoad } from "./load.js";
-import { CUSTOS_BIN, call, ROOT, startBare, startCustos, stopAll } from "./servers.js";
+import { CUSTOS_BIN, call, envInt, ROOT, startBare, startCustos, stopAll } from "./servers.js";
 
 const RESULTS_MD = fileURLToPath(new URL("./RESULTS.md", import.meta.url));
 const KEY = "bench-key";
 const TARGET = 0.6;
-
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got '${raw}'`);
-  return n;
-}
 
 const SECONDS = envInt("BENCH_SECONDS", 10);
 const WARMUP_SECONDS = envInt("BENCH_WARMUP_SECONDS", 3);

@@ -20,15 +20,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { type CpuProfile, formatSummary, summarise } from "./cpuprofile-summary.js";
 import { type LoadRequest, type LoadResult, load, stopLoad } from "./load.js";
-import { call, type ServerProcess, startBare, startCustos, stopAll } from "./servers.js";
-
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got '${raw}'`);
-  return n;
-}
+import { call, envInt, type ServerProcess, startBare, startCustos, stopAll } from "./servers.js";
 
 const SECONDS = envInt("BENCH_SECONDS", 10);
 const WARMUP_SECONDS = envInt("BENCH_WARMUP_SECONDS", 3);

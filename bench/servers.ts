@@ -163,3 +163,12 @@ export async function call<T>(
   if (res.status !== expect) throw new Error(`${path}: expected ${expect}, got ${res.status}: ${text}`);
   return JSON.parse(text) as T;
 }
+
+/** A positive integer from the environment, or the default; anything else is an error naming the variable. */
+export function envInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got '${raw}'`);
+  return n;
+}

@@ -19,16 +19,8 @@ import type { SealManager } from "../custody/seal.js";
 import { CustosError } from "../errors.js";
 import type { KeyPatch, KeyRecord, KeyVersionRecord, Store } from "../store/store.js";
 
-export interface KeyInfo {
-  name: string;
-  protection: KeyRecord["protection"];
-  state: KeyRecord["state"];
-  latestVersion: number;
-  minDecryptionVersion: number;
-  rotationPeriodSeconds: number | null;
-  deletionAt: string | null;
-  createdAt: string;
-  updatedAt: string;
+/** A key as the API describes it: its record and its versions, never material. */
+export interface KeyInfo extends KeyRecord {
   versions: { version: number; state: string; createdAt: string }[];
 }
 
