@@ -15,6 +15,7 @@ import {
   publicKeyFile,
 } from "../../src/custody/custodian-key.js";
 import { FormatError } from "../../src/custody/format-error.js";
+import { formatField } from "../helpers/format-field.js";
 
 // 2^15 is the smallest N readers accept; it keeps these tests fast.
 const FAST = { scryptN: 2 ** 15 };
@@ -60,16 +61,6 @@ function referencePrivateKeyFile(
     iv: b64u.encode(iv),
     ciphertext: b64u.encode(ciphertext),
   };
-}
-
-function formatField(f: () => unknown): string {
-  try {
-    f();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FormatError);
-    return (err as FormatError).field;
-  }
-  throw new Error("no FormatError thrown");
 }
 
 describe("custodian key files", () => {

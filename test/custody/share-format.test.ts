@@ -24,6 +24,7 @@ import {
   sealShareFile,
   type UnsealSubmission,
 } from "../../src/custody/share-format.js";
+import { formatField } from "../helpers/format-field.js";
 
 const HOLDERS = ["alice", "bruno", "carol"];
 
@@ -64,16 +65,6 @@ async function openFailure(p: Promise<unknown>): Promise<ShareOpenError> {
   );
   expect(err).toBeInstanceOf(ShareOpenError);
   return err as ShareOpenError;
-}
-
-function formatField(f: () => unknown): string {
-  try {
-    f();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FormatError);
-    return (err as FormatError).field;
-  }
-  throw new Error("no FormatError thrown");
 }
 
 describe("share payload", () => {
