@@ -44,6 +44,10 @@ export class WriteApplier {
     [number, string, string, string, string | null, string | null, string, string, Uint8Array, Uint8Array]
   >;
   private readonly insertHead: Database.Statement<[number, Uint8Array, number, Uint8Array]>;
+  private readonly selectHead: Database.Statement<[number], { root: Uint8Array; timestamp: number }>;
+  private readonly insertCosignature: Database.Statement<
+    [Uint8Array, number, string, Uint8Array, number, number, Uint8Array]
+  >;
   private readonly insertSubject: Database.Statement<[string, number]>;
   private readonly auditSize: Database.Statement<[], { size: number | null }>;
   private readonly lastAudit: Database.Statement<[], { seq: number; hash: Uint8Array }>;
@@ -89,6 +93,11 @@ export class WriteApplier {
     this.insertSubject = db.prepare("INSERT OR IGNORE INTO audit_subjects (hmac, seq) VALUES (?, ?)");
     this.insertHead = db.prepare(
       "INSERT INTO audit_heads (size, root, timestamp, signature) VALUES (?, ?, ?, ?)",
+    );
+    this.selectHead = db.prepare("SELECT root, timestamp FROM audit_heads WHERE size = ?");
+    this.insertCosignature = db.prepare(
+      `INSERT OR IGNORE INTO audit_cosignatures
+         (witness_key, size, witness, root, timestamp, cosigned_at, signature) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     );
     this.auditSize = db.prepare("SELECT max(seq) AS size FROM audit_events");
     this.lastAudit = db.prepare("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1");
@@ -172,6 +181,24 @@ export class WriteApplier {
         // a second, different head for one size is a conflict, never an overwrite.
         if (size > (this.auditSize.get()?.size ?? 0)) throw new UnitConflict(`no tree of size ${size} yet`);
         this.insertHead.run(size, root, timestamp, signature);
+        return;
+      }
+      case "putCosignature": {
+        const c = w.cosignature;
+        // Only a countersignature on a head this node signed: same size, root and time.
+        const head = this.selectHead.get(c.size);
+        if (head === undefined || Buffer.compare(head.root, c.root) !== 0 || head.timestamp !== c.timestamp) {
+          throw new UnitConflict(`the countersignature is not on this node's head of size ${c.size}`);
+        }
+        this.insertCosignature.run(
+          c.witnessKey,
+          c.size,
+          c.witness,
+          c.root,
+          c.timestamp,
+          c.cosignedAt,
+          c.signature,
+        );
         return;
       }
     }

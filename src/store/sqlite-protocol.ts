@@ -8,6 +8,7 @@
  */
 import type { AuditEventInput } from "../audit/event.js";
 import type {
+  CosignatureRecord,
   KeyPatch,
   KeyRecord,
   KeyVersionRecord,
@@ -24,7 +25,8 @@ export type WriteOp =
   | { op: "destroyKey"; name: string; updatedAt: string }
   | { op: "putToken"; token: TokenRecord }
   | { op: "appendAudit" }
-  | { op: "putTreeHead"; head: TreeHeadRecord };
+  | { op: "putTreeHead"; head: TreeHeadRecord }
+  | { op: "putCosignature"; cosignature: CosignatureRecord };
 
 /** One caller's write: applied and audited atomically, or not at all. */
 export interface WriteUnit {

@@ -10,7 +10,7 @@
 import type Database from "better-sqlite3";
 import type { WriterOptions } from "./sqlite-protocol.js";
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const SCHEMA_V1 = `
 CREATE TABLE seal_config (
@@ -102,6 +102,21 @@ CREATE INDEX audit_events_decision  ON audit_events (decision, seq);
 CREATE INDEX audit_events_purpose   ON audit_events (purpose, seq);
 `;
 
+// Version 2: witnesses' countersignatures on signed heads (docs/FORMATS.md §8.3).
+const SCHEMA_V2 = `
+CREATE TABLE audit_cosignatures (
+  witness_key BLOB    NOT NULL CHECK (length(witness_key) = 32),
+  size        INTEGER NOT NULL REFERENCES audit_heads (size),
+  witness     TEXT    NOT NULL,
+  root        BLOB    NOT NULL CHECK (length(root) = 32),
+  timestamp   INTEGER NOT NULL,
+  cosigned_at INTEGER NOT NULL,
+  signature   BLOB    NOT NULL CHECK (length(signature) = 64),
+  PRIMARY KEY (witness_key, size)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX audit_cosignatures_size ON audit_cosignatures (size);
+`;
+
 /** Settings for the writer connection: WAL, and a commit is durable when it returns. */
 export function configureWriter(db: Database.Database, options: WriterOptions): void {
   const mode = db.pragma("journal_mode = WAL", { simple: true });
@@ -125,6 +140,13 @@ export function migrate(db: Database.Database): void {
   // writer can start even while another connection holds the lock.
   const version = db.pragma("user_version", { simple: true });
   if (version === SCHEMA_VERSION) return;
+  if (version === 1) {
+    db.transaction(() => {
+      db.exec(SCHEMA_V2);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }).immediate();
+    return;
+  }
   if (version !== 0) {
     throw new Error(
       `database schema version ${String(version)} is not supported (expected ${SCHEMA_VERSION})`,
@@ -137,6 +159,7 @@ export function migrate(db: Database.Database): void {
     if (tables.n !== 0)
       throw new Error("database has tables but no custos schema version; refusing to use it");
     db.exec(SCHEMA_V1);
+    db.exec(SCHEMA_V2);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 }

@@ -30,6 +30,7 @@ import {
 import {
   type AuditFilter,
   type AuditQuery,
+  type CosignatureRecord,
   type KeyPatch,
   type KeyRecord,
   type KeyVersionRecord,
@@ -49,6 +50,26 @@ interface HeadRow {
   timestamp: number;
   signature: Uint8Array;
 }
+
+interface CosignatureRow {
+  witness_key: Uint8Array;
+  size: number;
+  witness: string;
+  root: Uint8Array;
+  timestamp: number;
+  cosigned_at: number;
+  signature: Uint8Array;
+}
+
+const cosignatureFromRow = (r: CosignatureRow): CosignatureRecord => ({
+  witness: r.witness,
+  witnessKey: new Uint8Array(r.witness_key),
+  size: r.size,
+  root: new Uint8Array(r.root),
+  timestamp: r.timestamp,
+  cosignedAt: r.cosigned_at,
+  signature: new Uint8Array(r.signature),
+});
 
 export interface SqliteStoreOptions {
   /** How long the writer waits for a lock held by another process before failing the batch. Default 5000. */
@@ -294,6 +315,41 @@ export class SqliteStore implements Store {
       timestamp: row.timestamp,
       signature: new Uint8Array(row.signature),
     };
+  }
+
+  async putCosignature(c: CosignatureRecord): Promise<void> {
+    if (typeof c.witness !== "string") throw new TypeError("cosignature.witness must be a string");
+    if (!Number.isSafeInteger(c.size) || c.size < 1) throw new RangeError("cosignature.size must be ≥ 1");
+    for (const [field, value, length] of [
+      ["witnessKey", c.witnessKey, 32],
+      ["root", c.root, 32],
+      ["signature", c.signature, 64],
+    ] as const) {
+      if (!(value instanceof Uint8Array) || value.length !== length) {
+        throw new TypeError(`cosignature.${field} must be ${length} bytes`);
+      }
+    }
+    for (const field of ["timestamp", "cosignedAt"] as const) {
+      if (!Number.isSafeInteger(c[field]) || c[field] < 0) {
+        throw new RangeError(`cosignature.${field} must be a non-negative integer`);
+      }
+    }
+    return this.write({ write: { op: "putCosignature", cosignature: c }, events: [] });
+  }
+
+  async getCosignatures(size?: number): Promise<CosignatureRecord[]> {
+    const rows =
+      size === undefined
+        ? this.readAll<CosignatureRow>(
+            `SELECT c.* FROM audit_cosignatures c
+             WHERE c.size = (SELECT max(size) FROM audit_cosignatures WHERE witness_key = c.witness_key)
+             ORDER BY c.witness, c.witness_key`,
+          )
+        : this.readAll<CosignatureRow>(
+            "SELECT * FROM audit_cosignatures WHERE size = ? ORDER BY witness, witness_key",
+            size,
+          );
+    return rows.map(cosignatureFromRow);
   }
 
   /** Test hook: kills the writer thread as a crash would; the store starts a new one. */

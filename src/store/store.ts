@@ -80,6 +80,24 @@ export interface TreeHeadRecord {
   signature: Uint8Array;
 }
 
+/**
+ * A witness's countersignature on one of this node's heads (docs/FORMATS.md
+ * §8.3), kept once verified against a configured witness key.
+ */
+export interface CosignatureRecord {
+  /** The witness's name, from the node's configured key file (a label, not signed). */
+  witness: string;
+  /** Ed25519 public key of the witness. */
+  witnessKey: Uint8Array;
+  size: number;
+  root: Uint8Array;
+  /** The head's timestamp (ms). */
+  timestamp: number;
+  /** The witness's clock when it countersigned (ms). */
+  cosignedAt: number;
+  signature: Uint8Array;
+}
+
 export type KeyPatch = Partial<
   Pick<KeyRecord, "state" | "minDecryptionVersion" | "rotationPeriodSeconds" | "deletionAt">
 >;
@@ -161,6 +179,14 @@ export interface Store {
   putTreeHead(head: TreeHeadRecord): Promise<void>;
   /** The head of the given size, or the largest one when size is omitted. */
   getTreeHead(size?: number): Promise<TreeHeadRecord | null>;
+  /**
+   * Records a witness's countersignature on the stored head of the same size,
+   * root and timestamp (StoreConflictError otherwise). One per witness and
+   * size: a second one for the pair is ignored, the first is kept.
+   */
+  putCosignature(cosignature: CosignatureRecord): Promise<void>;
+  /** The countersignatures on the head of `size`; without it, each witness's newest. */
+  getCosignatures(size?: number): Promise<CosignatureRecord[]>;
 
   close(): Promise<void>;
 }

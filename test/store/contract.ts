@@ -330,6 +330,50 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await store.getTreeHead()).toEqual(head);
     });
 
+    it("keeps witnesses' countersignatures only on its own heads, one per witness and size", async () => {
+      await store.appendAudit([ev(), ev(), ev()]);
+      const head = (size: number) => ({
+        size,
+        root: new Uint8Array(32).fill(size),
+        timestamp: 1_700_000_000_000 + size,
+        signature: new Uint8Array(64).fill(2),
+      });
+      await store.putTreeHead(head(2));
+      await store.putTreeHead(head(3));
+      const cos = (witness: string, keyByte: number, size: number) => ({
+        witness,
+        witnessKey: new Uint8Array(32).fill(keyByte),
+        size,
+        root: new Uint8Array(32).fill(size),
+        timestamp: 1_700_000_000_000 + size,
+        cosignedAt: 1_700_000_001_000,
+        signature: new Uint8Array(64).fill(keyByte),
+      });
+      expect(await store.getCosignatures()).toEqual([]);
+      await store.putCosignature(cos("w-a", 1, 2));
+      await store.putCosignature(cos("w-a", 1, 3));
+      await store.putCosignature(cos("w-b", 2, 2));
+      // The first one for a witness and size is kept; a later one is ignored.
+      await store.putCosignature({ ...cos("w-a", 1, 2), cosignedAt: 1_800_000_000_000 });
+      expect(await store.getCosignatures(2)).toEqual([cos("w-a", 1, 2), cos("w-b", 2, 2)]);
+      expect(await store.getCosignatures(3)).toEqual([cos("w-a", 1, 3)]);
+      expect(await store.getCosignatures(1)).toEqual([]);
+      // Without a size: each witness's newest.
+      expect(await store.getCosignatures()).toEqual([cos("w-a", 1, 3), cos("w-b", 2, 2)]);
+      // Not on a head this store signed: another root, another time, no head of that size.
+      await expect(
+        store.putCosignature({ ...cos("w-c", 3, 2), root: new Uint8Array(32).fill(9) }),
+      ).rejects.toThrow(StoreConflictError);
+      await expect(store.putCosignature({ ...cos("w-c", 3, 2), timestamp: 5 })).rejects.toThrow(
+        StoreConflictError,
+      );
+      await expect(store.putCosignature(cos("w-c", 3, 1))).rejects.toThrow(StoreConflictError);
+      await expect(
+        store.putCosignature({ ...cos("w-c", 3, 2), signature: new Uint8Array(3) }),
+      ).rejects.toThrow(TypeError);
+      expect(await store.getCosignatures(2)).toHaveLength(2);
+    });
+
     it("finds events by the keyed HMAC of a context value", async () => {
       await store.appendAudit([
         ev({ context: { patient: "h-ann" } }),

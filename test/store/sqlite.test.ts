@@ -9,6 +9,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { auditQuery, openSqliteStore, type SqliteStore } from "../../src/store/sqlite.js";
+import { SCHEMA_VERSION } from "../../src/store/sqlite-schema.js";
 import { type KeyRecord, StoreUnavailableError } from "../../src/store/store.js";
 import { ev, expectChain, key, readAll, storeContract, version } from "./contract.js";
 
@@ -48,7 +49,7 @@ describe("SqliteStore", () => {
     const db = new Database(file, { readonly: true });
     try {
       expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
-      expect(db.pragma("user_version", { simple: true })).toBe(1);
+      expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
     } finally {
       db.close();
     }
@@ -205,7 +206,7 @@ describe("SqliteStore", () => {
       await expect(store.appendAudit([ev()])).rejects.toBeInstanceOf(StoreUnavailableError);
       expect(await readAll(store)).toHaveLength(1);
     } finally {
-      db.pragma("user_version = 1");
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
       db.close();
     }
     // After the back-off, the next write starts a writer again.
@@ -297,6 +298,21 @@ describe("SqliteStore", () => {
     await expect(openSqliteStore(join(newer, "no", "such", "dir.db"))).rejects.toBeInstanceOf(
       StoreUnavailableError,
     );
+  });
+
+  it("migrates a version-1 file to version 2 (witness countersignatures), keeping its events", async () => {
+    await store.appendAudit([ev(), ev()]);
+    await store.close();
+    const db = new Database(file);
+    db.exec("DROP TABLE audit_cosignatures");
+    db.pragma("user_version = 1");
+    db.close();
+    store = await openSqliteStore(file);
+    expect(await store.auditSize()).toBe(2);
+    expect(await store.getCosignatures()).toEqual([]);
+    const check = new Database(file, { readonly: true });
+    expect(check.pragma("user_version", { simple: true })).toBe(2);
+    check.close();
   });
 
   it("filters audit events through indexes", async () => {
