@@ -13,6 +13,7 @@ import { serve } from "@hono/node-server";
 import type { Logger } from "pino";
 import { Auditor } from "../audit/auditor.js";
 import { MerkleLog } from "../audit/merkle-log.js";
+import { WitnessCollector, type WitnessConfig } from "../audit/witness-collector.js";
 import { NodeIdentity } from "../custody/node-identity.js";
 import { SealManager } from "../custody/seal.js";
 import { EnvelopeService } from "../keys/envelope-ops.js";
@@ -31,6 +32,8 @@ export interface NodeOptions {
   log: Logger;
   /** How long a write waits for a lock held by another process before it is refused (default 5 s). */
   storeBusyTimeoutMs?: number;
+  /** Witnesses to collect countersignatures from (docs/FORMATS.md §8.3). */
+  witnesses?: WitnessConfig;
 }
 
 export interface CustosNode {
@@ -48,6 +51,7 @@ export async function openNode({
   destructionWaitSeconds,
   log,
   storeBusyTimeoutMs,
+  witnesses,
 }: NodeOptions): Promise<CustosNode> {
   // The store holds token hashes, sealed key material and the audit log:
   // owner-only, whether the directory is new or was made by someone else.
@@ -69,6 +73,11 @@ export async function openNode({
   );
   seal.onUnseal((root) => merkle.start(root));
   seal.onSeal(() => merkle.stop());
+  const collector =
+    witnesses && witnesses.urls.length > 0
+      ? new WitnessCollector(store, witnesses, () => merkle.publicKey, log)
+      : null;
+  collector?.start();
   const keys = new KeyRing(store, seal, auditor, destructionWaitSeconds ?? DEFAULT_DESTRUCTION_WAIT_SECONDS);
   const envelope = new EnvelopeService(keys, auditor);
   const app = createApp({
@@ -99,6 +108,7 @@ export async function openNode({
     keys,
     async close() {
       clearInterval(timer);
+      collector?.stop();
       merkle.stop();
       seal.shutdown();
       identity.dispose();

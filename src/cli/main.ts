@@ -11,6 +11,7 @@ import { auditCommands } from "./commands/audit.js";
 import { custodyCommands } from "./commands/custody.js";
 import { keyCommands } from "./commands/keys.js";
 import { serverCommand } from "./commands/server.js";
+import { witnessCommand } from "./commands/witness.js";
 
 const program = new Command("custos")
   .description("key custody for electronic health records")
@@ -28,6 +29,7 @@ serverCommand(program);
 custodyCommands(program, client);
 keyCommands(program, client);
 auditCommands(program, client);
+witnessCommand(program, () => program.opts<{ token?: string }>().token ?? process.env.CUSTOS_TOKEN);
 
 try {
   await program.parseAsync(process.argv);

@@ -4,9 +4,11 @@
  * canonical JSON that was hashed and the chain hash, so a client recomputes
  * everything itself; the newest signed tree head; RFC 9162 inclusion and
  * consistency proofs. Leaf indices in proofs are 0-based (leaf i is the event
- * with seq i + 1), as in the RFC.
+ * with seq i + 1), as in the RFC. The head comes with the countersignatures
+ * the node collected from its witnesses (docs/FORMATS.md §8.3).
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { cosignatureToJson } from "../../audit/cosignature.js";
 import { treeHeadToJson } from "../../audit/tree-head.js";
 import { hex } from "../../crypto/bytes.js";
 import { CustosError } from "../../errors.js";
@@ -23,6 +25,19 @@ const errors = {
   503: json(ErrorSchema, "Audit unavailable, or no signing key loaded yet"),
 };
 
+const CosignatureSchema = z
+  .object({
+    witness: z.string(),
+    witnessKey: z.string(),
+    log: z.string(),
+    size: z.number().int(),
+    rootHash: z.string(),
+    timestamp: z.number().int(),
+    cosignedAt: z.number().int(),
+    signature: z.string(),
+  })
+  .openapi("Cosignature");
+
 const TreeHeadSchema = z
   .object({
     size: z.number().int(),
@@ -30,6 +45,7 @@ const TreeHeadSchema = z
     timestamp: z.number().int(),
     signature: z.string(),
     publicKey: z.string(),
+    cosignatures: z.array(CosignatureSchema),
   })
   .openapi("SignedTreeHead");
 
@@ -101,20 +117,35 @@ export function auditRoutes(app: OpenAPIHono, { store, auditor, merkle }: AppDep
       method: "get",
       path: "/v1/audit/head",
       tags: ["audit"],
-      summary: "The newest signed tree head of the audit log",
+      summary:
+        "The newest signed tree head (or the one of `size`), with witnesses' countersignatures: " +
+        "each witness's newest, or with `size` those on exactly that head",
       security: [{ bearer: [] }],
       middleware: [gate("audit.read", { needsUnsealed: false })] as const,
+      request: { query: z.strictObject({ size: size.optional() }) },
       responses: { 200: json(TreeHeadSchema, "Signed tree head"), ...errors },
     }),
     async (c) => {
-      const head = await store.getTreeHead();
+      const { size: wanted } = c.req.valid("query");
+      const head = await store.getTreeHead(wanted);
       const publicKey = merkle.publicKey;
-      if (head === null) throw new CustosError(404, "no_tree_head", "no tree head has been signed yet");
+      if (head === null) {
+        const what =
+          wanted === undefined ? "no tree head has been signed yet" : `no signed head of size ${wanted}`;
+        throw new CustosError(404, "no_tree_head", what);
+      }
       if (publicKey === null) {
         throw new CustosError(503, "sealed", "the audit signing key is not loaded until custos is unsealed");
       }
+      const cosignatures = await store.getCosignatures(wanted);
       await recordRead(c.get("principal").id, c.get("requestId"), `tree head of size ${head.size}`);
-      return c.json(treeHeadToJson(head, publicKey), 200);
+      return c.json(
+        {
+          ...treeHeadToJson(head, publicKey),
+          cosignatures: cosignatures.map((r) => cosignatureToJson({ ...r, log: publicKey })),
+        },
+        200,
+      );
     },
   );
 

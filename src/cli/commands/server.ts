@@ -13,6 +13,8 @@ import type { Command } from "commander";
 import pino from "pino";
 import { type CustosNode, listen, openNode } from "../../api/server.js";
 import { Auditor, durably } from "../../audit/auditor.js";
+import type { WitnessConfig } from "../../audit/witness-collector.js";
+import { readWitnessPublicKeyFile } from "../../audit/witness-key.js";
 import { hex } from "../../crypto/bytes.js";
 import { hashToken } from "../../crypto/token.js";
 import {
@@ -22,6 +24,7 @@ import {
 } from "../../custody/custodian-key.js";
 import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
 import { CliError, EXIT } from "../client.js";
+import { collect } from "../io.js";
 
 const DEV_CUSTODIANS = ["dev-alice", "dev-bob", "dev-carol"];
 
@@ -44,6 +47,13 @@ export function serverCommand(program: Command): void {
     )
     .option("--dev-root-token <token>", "in --dev mode, also accept this root token")
     .option("--destruction-wait-seconds <s>", "waiting period before a scheduled key destruction", Number)
+    .option("--witness <url>", "a witness to collect countersignatures from (repeatable)", collect)
+    .option(
+      "--witness-key <file>",
+      "a witness public key file; only these sign for this node (repeatable)",
+      collect,
+    )
+    .option("--witness-interval <seconds>", "how often to ask the witnesses", Number, 5)
     .option("--log-level <level>", "pino log level", "info")
     .action(
       async (opts: {
@@ -52,6 +62,9 @@ export function serverCommand(program: Command): void {
         dev?: boolean;
         devRootToken?: string;
         destructionWaitSeconds?: number;
+        witness?: string[];
+        witnessKey?: string[];
+        witnessInterval: number;
         logLevel: string;
       }) => {
         if (!opts.dev && !opts.dataDir)
@@ -63,11 +76,12 @@ export function serverCommand(program: Command): void {
           throw new CliError("--destruction-wait-seconds must be a non-negative integer", EXIT.usage);
         }
         const { host, port } = parseListen(opts.listen);
+        const witnesses = witnessConfig(opts.witness, opts.witnessKey, opts.witnessInterval);
         // Files the node creates (database, WAL, dev keys) are the owner's alone.
         process.umask(0o077);
         const log = pino({ level: opts.logLevel }, pino.destination(2));
         const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "custos-dev-"));
-        const node = await openNode({ dataDir, destructionWaitSeconds: wait, log });
+        const node = await openNode({ dataDir, destructionWaitSeconds: wait, log, witnesses });
         const running = await listen(node, host, port);
         let rootToken: string | null = null;
         if (opts.dev) rootToken = await devBootstrap(node, dataDir, opts.devRootToken);
@@ -103,6 +117,29 @@ export function serverCommand(program: Command): void {
         process.once("SIGTERM", () => stop("SIGTERM"));
       },
     );
+}
+
+/** The witnesses a node collects countersignatures from: URLs to poll, and the keys it accepts. */
+function witnessConfig(
+  urls: string[] | undefined,
+  keyFiles: string[] | undefined,
+  intervalSeconds: number,
+): WitnessConfig | undefined {
+  if (!urls?.length && !keyFiles?.length) return undefined;
+  if (!urls?.length || !keyFiles?.length) {
+    throw new CliError("give --witness URL and --witness-key FILE together (each repeatable)", EXIT.usage);
+  }
+  if (!(intervalSeconds >= 0.05 && intervalSeconds <= 86400)) {
+    throw new CliError("--witness-interval must be a number of seconds between 0.05 and 86400", EXIT.usage);
+  }
+  const keys = keyFiles.map((file) => {
+    try {
+      return readWitnessPublicKeyFile(file);
+    } catch (err) {
+      throw new CliError(`--witness-key ${file}: ${(err as Error).message}`, EXIT.usage);
+    }
+  });
+  return { urls, keys, intervalMs: intervalSeconds * 1000 };
 }
 
 /** Initialises (first run) or unseals (later runs) a development node from the files in DATA/dev. */
