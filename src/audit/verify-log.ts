@@ -14,7 +14,7 @@
  * all, a fresh Buffer for every digest (about 1 µs each, three per event).
  * So each hash is one `crypto.hash` call over a reused scratch buffer, and
  * digests come back as strings — hex for the chain, compared with the stored
- * hex as is; latin1 (one char per byte) for leaves and Merkle nodes, written
+ * hex as is; "binary" (latin1, one char per byte) for leaves and Merkle nodes, written
  * back into a scratch buffer for the next node. Each link is checked against
  * the stored hash before it, which equals the recomputed one until the first
  * break, so the first bad event is the same as with a recomputed chain.
@@ -71,7 +71,7 @@ export function verifyLog(
       // The leaf preimage 0x00 ‖ event borrows the byte before the event;
       // it is overwritten with the next link's previous hash below.
       scratch[EVENT_AT - 1] = 0x00;
-      tree.append(hash("sha256", scratch.subarray(EVENT_AT - 1, end), "latin1"));
+      tree.append(hash("sha256", scratch.subarray(EVENT_AT - 1, end), "binary"));
       if (i === size - 1) signedRoot = tree.root();
     }
     if (chain === null) scratch.write(e.hash, PREV_AT, "hex");
@@ -113,7 +113,7 @@ class LeafFold {
     this.#node[0] = 0x01;
     this.#node.write(left, 1, "latin1");
     this.#node.write(right, 33, "latin1");
-    return hash("sha256", this.#node, "latin1");
+    return hash("sha256", this.#node, "binary");
   }
 }
 
