@@ -10,6 +10,7 @@ import { CliError, Client, EXIT } from "./client.js";
 import { auditCommands } from "./commands/audit.js";
 import { custodyCommands } from "./commands/custody.js";
 import { keyCommands } from "./commands/keys.js";
+import { policyCommands } from "./commands/policy.js";
 import { serverCommand } from "./commands/server.js";
 import { witnessCommand } from "./commands/witness.js";
 
@@ -29,6 +30,7 @@ serverCommand(program);
 custodyCommands(program, client);
 keyCommands(program, client);
 auditCommands(program, client);
+policyCommands(program);
 witnessCommand(program, () => program.opts<{ token?: string }>().token ?? process.env.CUSTOS_TOKEN);
 
 try {
