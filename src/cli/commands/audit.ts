@@ -11,7 +11,8 @@ import type { TreeHeadJson } from "../../audit/tree-head.js";
 import { verifyLog } from "../../audit/verify-log.js";
 import { b64u } from "../../crypto/bytes.js";
 import { CliError, type Client, EXIT } from "../client.js";
-import { asFormat, print, writeNewFile } from "../io.js";
+import { asFormat, collect, print, writeNewFile } from "../io.js";
+import { readWitnessPins, type ServedHead, verifyWitnessing, witnessLines } from "../witness-verify.js";
 
 interface Page {
   events: { seq: number; hash: string; canonical: string; event: ChainedAuditEvent["event"] }[];
@@ -104,52 +105,91 @@ export function auditCommands(program: Command, client: () => Client): void {
     )
     .option("--audit-key <b64u>", "pin the node's audit signing key (as printed by a previous verify)")
     .option("--export <file>", "verify an exported log (custos audit export) offline instead of the server's")
+    .option(
+      "--witness <url>",
+      "also check the log against what this witness countersigned (repeatable)",
+      collect,
+    )
+    .option(
+      "--witness-key <file>",
+      "accept countersignatures only from these witness keys (repeatable)",
+      collect,
+    )
     .option("--format <format>", "text or json", "text")
-    .action(async (opts: { format: string; auditKey?: string; export?: string }) => {
-      const format = asFormat(opts.format);
-      const { served, events } =
-        opts.export === undefined ? await fetchLog(client()) : readExport(opts.export);
-      const pinned = opts.auditKey === undefined ? undefined : b64u.decode(opts.auditKey, "--audit-key");
-      const check = verifyLog(events, served, pinned);
-      const result = check.chain;
-      const headCheck = check.head;
-      const unsealers = [
-        ...new Set(
-          events
-            .filter((e) => e.event.operation === "sys.unseal.submit" && e.event.decision === "allow")
-            .map((e) => e.event.custodian ?? "?"),
-        ),
-      ];
-      const unseals = events.filter(
-        (e) => e.event.operation === "sys.unseal" && e.event.decision === "allow",
-      );
-      const head = events.at(-1)?.hash ?? null;
-      const summary = {
-        ok: result.ok,
-        events: events.length,
-        ...(result.ok ? { head } : { firstBadSeq: result.seq, problem: result.problem }),
-        signedHead: headCheck,
-        unseals: unseals.map((e) => ({ seq: e.event.seq, time: e.event.time, reason: e.event.reason })),
-        custodiansWhoUnsealed: unsealers,
-      };
-      print(format, summary, () =>
-        result.ok
-          ? [
-              `Audit chain verified: ${events.length} events, head ${head}.`,
-              headCheck === null
-                ? "No signed tree head yet (or the node is sealed): only the hash chain was checked."
-                : headCheck.ok
-                  ? `Signed tree head verified: the first ${headCheck.size} events match the root signed by audit key ${headCheck.keyId}.`
-                  : `Signed tree head FAILED (${headCheck.problem}): ${headCheck.detail}`,
-              ...unseals.map((e) => `  #${e.event.seq} ${e.event.time} ${e.event.reason}`),
-            ].join("\n")
-          : `Audit chain BROKEN at event ${result.seq}: ${result.problem}`,
-      );
-      if (!result.ok) throw new CliError(`audit chain broken at event ${result.seq}`, EXIT.refused);
-      if (headCheck !== null && !headCheck.ok) {
-        throw new CliError(`signed tree head check failed: ${headCheck.problem}`, EXIT.refused);
-      }
-    });
+    .action(
+      async (opts: {
+        format: string;
+        auditKey?: string;
+        export?: string;
+        witness?: string[];
+        witnessKey?: string[];
+      }) => {
+        const format = asFormat(opts.format);
+        const pins = readWitnessPins(opts.witnessKey ?? []);
+        const { served, events } =
+          opts.export === undefined ? await fetchLog(client()) : readExport(opts.export);
+        const pinned = opts.auditKey === undefined ? undefined : b64u.decode(opts.auditKey, "--audit-key");
+        const check = verifyLog(events, served, pinned);
+        const nodeProof =
+          opts.export === undefined
+            ? async (from: number, to: number) =>
+                (
+                  await client().request<{ proof: string[] }>(
+                    "GET",
+                    `/v1/audit/proof/consistency?from=${from}&to=${to}`,
+                  )
+                ).proof
+            : undefined;
+        const witnessing = await verifyWitnessing(
+          served as ServedHead | null,
+          events,
+          opts.witness ?? [],
+          pins,
+          nodeProof,
+        );
+        const result = check.chain;
+        const headCheck = check.head;
+        const unsealers = [
+          ...new Set(
+            events
+              .filter((e) => e.event.operation === "sys.unseal.submit" && e.event.decision === "allow")
+              .map((e) => e.event.custodian ?? "?"),
+          ),
+        ];
+        const unseals = events.filter(
+          (e) => e.event.operation === "sys.unseal" && e.event.decision === "allow",
+        );
+        const head = events.at(-1)?.hash ?? null;
+        const summary = {
+          ok: result.ok,
+          events: events.length,
+          ...(result.ok ? { head } : { firstBadSeq: result.seq, problem: result.problem }),
+          signedHead: headCheck,
+          witnesses: witnessing,
+          unseals: unseals.map((e) => ({ seq: e.event.seq, time: e.event.time, reason: e.event.reason })),
+          custodiansWhoUnsealed: unsealers,
+        };
+        print(format, summary, () =>
+          result.ok
+            ? [
+                `Audit chain verified: ${events.length} events, head ${head}.`,
+                headCheck === null
+                  ? "No signed tree head yet (or the node is sealed): only the hash chain was checked."
+                  : headCheck.ok
+                    ? `Signed tree head verified: the first ${headCheck.size} events match the root signed by audit key ${headCheck.keyId}.`
+                    : `Signed tree head FAILED (${headCheck.problem}): ${headCheck.detail}`,
+                ...witnessLines(witnessing),
+                ...unseals.map((e) => `  #${e.event.seq} ${e.event.time} ${e.event.reason}`),
+              ].join("\n")
+            : `Audit chain BROKEN at event ${result.seq}: ${result.problem}`,
+        );
+        if (!result.ok) throw new CliError(`audit chain broken at event ${result.seq}`, EXIT.refused);
+        if (headCheck !== null && !headCheck.ok) {
+          throw new CliError(`signed tree head check failed: ${headCheck.problem}`, EXIT.refused);
+        }
+        if (witnessing.first !== null) throw new CliError(witnessing.first.problem, EXIT.refused);
+      },
+    );
   audit
     .command("export")
     .description("write the whole audit log with its newest signed head to a file, for offline verification")
