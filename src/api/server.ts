@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import type { Logger } from "pino";
+import { type AuditContextConfig, auditContextConfig } from "../audit/audit-context.js";
 import { Auditor } from "../audit/auditor.js";
 import { MerkleLog } from "../audit/merkle-log.js";
 import { WitnessCollector, type WitnessConfig } from "../audit/witness-collector.js";
@@ -34,6 +35,8 @@ export interface NodeOptions {
   storeBusyTimeoutMs?: number;
   /** Witnesses to collect countersignatures from (docs/FORMATS.md §8.3). */
   witnesses?: WitnessConfig;
+  /** Identifying and clear context keys for audit events (each list defaults separately; docs/FORMATS.md §8). */
+  auditContext?: Partial<AuditContextConfig>;
 }
 
 export interface CustosNode {
@@ -52,13 +55,16 @@ export async function openNode({
   log,
   storeBusyTimeoutMs,
   witnesses,
+  auditContext,
 }: NodeOptions): Promise<CustosNode> {
+  // Checked before anything is opened: a bad list must stop the node, not log PHI.
+  const contextConfig = auditContextConfig(auditContext);
   // The store holds token hashes, sealed key material and the audit log:
   // owner-only, whether the directory is new or was made by someone else.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   chmodSync(dataDir, 0o700);
   const store = await openSqliteStore(join(dataDir, "custos.db"), { busyTimeoutMs: storeBusyTimeoutMs });
-  const auditor = new Auditor(store, log);
+  const auditor = new Auditor(store, log, undefined, contextConfig);
   const initialized = (await store.getSealConfig()) !== null;
   let identity: NodeIdentity;
   try {

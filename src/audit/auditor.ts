@@ -1,36 +1,27 @@
 /**
  * Turns what happened into audit events and makes them durable before the
  * caller hears back. Context values are replaced by keyed HMACs under the
- * audit key (docs/FORMATS.md §8) so the log can be searched by patient without
- * holding PHI; the audit key exists only while custos is unsealed, and no
+ * audit key (docs/FORMATS.md §8), except those of the keys configured clear
+ * (audit-context.ts), so the log can be searched by patient without holding
+ * PHI; the audit key exists only while custos is unsealed, and no
  * context-bearing operation runs while sealed. A store that cannot make an
  * event durable turns into a 503 `audit_unavailable`: no audit record, no
  * operation.
  */
-import { createHmac } from "node:crypto";
 import type { Logger } from "pino";
 import type { Secret } from "../crypto/secret.js";
 import { auditUnavailableError, CustosError } from "../errors.js";
 import { type Store, StoreConflictError, StoreUnavailableError } from "../store/store.js";
+import {
+  type AuditContextConfig,
+  contextHmac,
+  DEFAULT_AUDIT_CONTEXT,
+  type EventContext,
+  eventContext,
+} from "./audit-context.js";
 import type { AuditEventInput } from "./event.js";
 
 export type EventFields = Omit<AuditEventInput, "time">;
-
-/** Context keys that name a patient or a record: a search by patient looks in each. */
-export const IDENTIFYING_CONTEXT_KEYS = ["patient", "patientId", "mrn", "record", "recordId"];
-
-/** b64u(HMAC(auditKey, "custos/audit-context/v1" ‖ u32(len k) ‖ k ‖ value)) — docs/FORMATS.md §8. */
-function contextHmac(key: Uint8Array, name: string, value: string): string {
-  const label = Buffer.from(name, "utf8");
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(label.length);
-  return createHmac("sha256", key)
-    .update("custos/audit-context/v1")
-    .update(len)
-    .update(label)
-    .update(value, "utf8")
-    .digest("base64url");
-}
 
 export class Auditor {
   #contextKey: Secret | null = null;
@@ -41,6 +32,8 @@ export class Auditor {
     /** The operator log: refusals and errors are told there too (never context values). */
     private readonly log?: Pick<Logger, "warn">,
     private readonly now: () => Date = () => new Date(),
+    /** Which context keys are identifying and which are stored clear; checked by auditContextConfig. */
+    private readonly contextConfig: AuditContextConfig = DEFAULT_AUDIT_CONTEXT,
   ) {}
 
   /** Installs (on unseal) or removes (on seal) the key that HMACs context values. */
@@ -69,19 +62,19 @@ export class Auditor {
     return this.#eventfulRequests.delete(requestId);
   }
 
-  /** HMACs every context value; without the audit key (sealed) the context is dropped, never stored clear. */
-  hashContext(context: Record<string, string> | undefined): Record<string, string> | undefined {
-    if (context === undefined || this.#contextKey === null) return undefined;
-    const key = this.#contextKey.reveal();
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(context)) out[k] = contextHmac(key, k, v);
-    return out;
+  /**
+   * The event's `context` (keyed HMACs) and `clearContext` (the configured
+   * clear keys' values); without the audit key (sealed) the values to HMAC
+   * are dropped, never stored clear.
+   */
+  eventContext(context: Record<string, string> | undefined): EventContext {
+    return eventContext(this.contextConfig, this.#contextKey?.reveal() ?? null, context);
   }
 
   /**
    * The keyed HMACs under which `value` would be stored as any of the
-   * identifying context keys (patient id, MRN, record id): what a search for
-   * one patient's events looks up. Needs the audit key, so only while unsealed.
+   * configured identifying context keys (patient id, MRN, record id by
+   * default): what a search for one patient's events looks up. Needs the audit key, so only while unsealed.
    */
   subjectHmacs(value: string): string[] {
     if (this.#contextKey === null) {
@@ -92,7 +85,7 @@ export class Auditor {
       );
     }
     const key = this.#contextKey.reveal();
-    return IDENTIFYING_CONTEXT_KEYS.map((k) => contextHmac(key, k, value));
+    return this.contextConfig.identifying.map((k) => contextHmac(key, k, value));
   }
 
   /** Appends events that record no state change; fails closed. */

@@ -128,6 +128,7 @@ function pickEvent(input: AuditEventInput, seq: number): AuditEvent {
   if (input.keyVersion !== undefined) event.keyVersion = input.keyVersion;
   if (input.purpose !== undefined) event.purpose = input.purpose;
   if (input.context !== undefined) event.context = { ...input.context };
+  if (input.clearContext !== undefined) event.clearContext = { ...input.clearContext };
   if (input.custodian !== undefined) event.custodian = input.custodian;
   if (input.requestId !== undefined) event.requestId = input.requestId;
   return event;

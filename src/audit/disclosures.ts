@@ -3,6 +3,9 @@
  * §164.528): every use of a key on that patient's records — when, who, which
  * organisation, which key, for what purpose, and whether it was allowed —
  * built from audit events already selected by the patient's keyed HMAC. The
+ * `context` column shows the context values configured clear (institution,
+ * department: whose record it was); the rest of the context is HMACs and
+ * says nothing to a reader, so it is left out. The
  * rendering is plain data in four forms; the HTML escapes every value, since
  * principals and reasons come from requests.
  */
@@ -17,6 +20,8 @@ export interface DisclosureRow {
   organisation: string;
   key: string;
   keyVersion: number | null;
+  /** The event's clear context, `k=v` joined by "; " in key order; "-" when none. */
+  context: string;
   operation: string;
   purpose: string;
   decision: string;
@@ -35,11 +40,17 @@ export function accessRows(events: readonly AuditEvent[]): DisclosureRow[] {
     organisation: "-",
     key: e.key ?? "-",
     keyVersion: e.keyVersion ?? null,
+    context: clearContext(e),
     operation: e.operation,
     purpose: e.purpose ?? "-",
     decision: e.decision,
     reason: e.reason ?? "",
   }));
+}
+
+function clearContext(e: AuditEvent): string {
+  const entries = Object.entries(e.clearContext ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return entries.length === 0 ? "-" : entries.map(([k, v]) => `${k}=${v}`).join("; ");
 }
 
 export type ReportFormat = "text" | "json" | "csv" | "html";
@@ -63,6 +74,7 @@ const COLUMNS: (keyof DisclosureRow)[] = [
   "organisation",
   "key",
   "keyVersion",
+  "context",
   "operation",
   "purpose",
   "decision",

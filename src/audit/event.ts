@@ -2,7 +2,8 @@
  * The audit event: one record per request, allowed or denied, ceremony steps
  * included (docs/FORMATS.md §8). The type is the contract between the places
  * that produce events (api, custody) and the store that chains them; it holds
- * no secrets and no PHI — context values arrive here already HMAC'd.
+ * no secrets and no PHI — context values arrive here already split into
+ * keyed HMACs and the few values configured clear (audit-context.ts).
  */
 
 export type AuditDecision = "allow" | "deny" | "error";
@@ -18,8 +19,10 @@ export interface AuditEventInput {
   key?: string;
   keyVersion?: number;
   purpose?: string;
-  /** Context with every value replaced by its keyed HMAC (b64u). */
+  /** The context's entries except the clear ones, each value replaced by its keyed HMAC (b64u). */
   context?: Record<string, string>;
+  /** The context's entries whose keys are configured clear (institution, department), as given. */
+  clearContext?: Record<string, string>;
   custodian?: string;
   requestId?: string;
 }

@@ -172,7 +172,7 @@ export class EnvelopeService {
         key,
         keyVersion,
         purpose: req.purpose,
-        context: this.auditor.hashContext(req.context),
+        ...this.auditor.eventContext(req.context),
         requestId: req.requestId,
       }),
     );

@@ -35,11 +35,12 @@ export function checkEvent(e: AuditEventInput, name = "event"): void {
     if (v !== undefined && typeof v !== "string") throw new TypeError(`${name}.${field} must be a string`);
   }
   if (e.keyVersion !== undefined) positiveInt(e.keyVersion, `${name}.keyVersion`);
-  if (e.context !== undefined) {
-    if (typeof e.context !== "object" || e.context === null)
-      throw new TypeError(`${name}.context must be an object`);
-    for (const [k, v] of Object.entries(e.context)) {
-      if (typeof v !== "string") throw new TypeError(`${name}.context.${k} must be a string`);
+  for (const field of ["context", "clearContext"] as const) {
+    const map = e[field];
+    if (map === undefined) continue;
+    if (typeof map !== "object" || map === null) throw new TypeError(`${name}.${field} must be an object`);
+    for (const [k, v] of Object.entries(map)) {
+      if (typeof v !== "string") throw new TypeError(`${name}.${field}.${k} must be a string`);
     }
   }
   // Whatever else could make the event unchainable (a lone surrogate, say) is

@@ -39,7 +39,9 @@ describe("disclosures", () => {
 
   it("quotes CSV cells and defuses formulas", () => {
     const csv = disclosuresCsv(disclosures(events)).split("\r\n");
-    expect(csv[0]).toBe("time,principal,organisation,key,keyVersion,operation,purpose,decision,reason");
+    expect(csv[0]).toBe(
+      "time,principal,organisation,key,keyVersion,context,operation,purpose,decision,reason",
+    );
     expect(csv[2]).toContain(`"'=HYPERLINK(""x""),<script>"`);
   });
 

@@ -1,8 +1,11 @@
 /**
  * An auditor finds every use of one patient's records through the CLI,
- * though the log holds only keyed HMACs of the patient's identifier.
+ * though the log holds only keyed HMACs of the patient's identifier; the
+ * context values configured clear (institution, department) are in the
+ * events and the reports, and no identifier is anywhere in the database
+ * files (main file and WAL, searched byte for byte).
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -49,6 +52,16 @@ describe("accounting of disclosures", () => {
       context: { patient: "MRN-0009" },
       ciphertext: mine.ciphertext,
     });
+    // `dob` is configured nowhere: HMAC'd like an identifier, never clear.
+    await post("/v1/keys/ehr-notes/datakey", {
+      purpose: "TREAT",
+      context: {
+        patient: "MRN-0003",
+        institution: "nyu-langone",
+        department: "cardiology",
+        dob: "1970-01-01",
+      },
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -87,8 +100,31 @@ describe("accounting of disclosures", () => {
     expect(new Set(ops).has("sys.init")).toBe(false); // init was anonymous, not root's
   });
 
+  it("keeps the clear context in the event and the report, and finds it by patient", async () => {
+    const env = { CUSTOS_ADDR: node.url, CUSTOS_TOKEN: root };
+    const events = await runCli(["audit", "events", "--patient", "MRN-0003", "--format", "json"], env);
+    expect(events.code).toBe(0);
+    const [event, ...rest] = JSON.parse(events.stdout) as {
+      context: Record<string, string>;
+      clearContext: Record<string, string>;
+    }[];
+    expect(rest).toEqual([]);
+    expect(event!.clearContext).toEqual({ institution: "nyu-langone", department: "cardiology" });
+    expect(Object.keys(event!.context).sort()).toEqual(["dob", "patient"]);
+    const r = await runCli(
+      ["audit", "report", "disclosures", "--patient", "MRN-0003", "--format", "json"],
+      env,
+    );
+    expect((JSON.parse(r.stdout) as { context: string }[]).map((x) => x.context)).toEqual([
+      "department=cardiology; institution=nyu-langone",
+    ]);
+  });
+
   it("keeps the identifiers out of the log", () => {
-    const raw = readFileSync(join(dir, "custos.db"));
-    expect(raw.includes(Buffer.from("MRN-000"))).toBe(false);
+    const files = ["custos.db", "custos.db-wal"].map((f) => join(dir, f)).filter((f) => existsSync(f));
+    const raw = Buffer.concat(files.map((f) => readFileSync(f)));
+    expect(raw.includes(Buffer.from("nyu-langone"))).toBe(true);
+    for (const secret of ["MRN-000", "1970-01-01"])
+      expect(raw.includes(Buffer.from(secret)), secret).toBe(false);
   });
 });

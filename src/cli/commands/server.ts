@@ -12,6 +12,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import pino from "pino";
 import { type CustosNode, listen, openNode } from "../../api/server.js";
+import { type AuditContextConfig, auditContextConfig } from "../../audit/audit-context.js";
 import { Auditor, durably } from "../../audit/auditor.js";
 import type { WitnessConfig } from "../../audit/witness-collector.js";
 import { readWitnessPublicKeyFile } from "../../audit/witness-key.js";
@@ -54,6 +55,14 @@ export function serverCommand(program: Command): void {
       collect,
     )
     .option("--witness-interval <seconds>", "how often to ask the witnesses", Number, 5)
+    .option(
+      "--identifying-context-keys <k,...>",
+      "context keys that identify a patient or record: HMAC'd in the audit log, searched by --patient (default patient,patientId,mrn,record,recordId)",
+    )
+    .option(
+      "--clear-context-keys <k,...>",
+      "context keys whose values the audit log keeps in the clear; every other key is HMAC'd ('' for none; default institution,department)",
+    )
     .option("--log-level <level>", "pino log level", "info")
     .action(
       async (opts: {
@@ -65,6 +74,8 @@ export function serverCommand(program: Command): void {
         witness?: string[];
         witnessKey?: string[];
         witnessInterval: number;
+        identifyingContextKeys?: string;
+        clearContextKeys?: string;
         logLevel: string;
       }) => {
         if (!opts.dev && !opts.dataDir)
@@ -77,11 +88,12 @@ export function serverCommand(program: Command): void {
         }
         const { host, port } = parseListen(opts.listen);
         const witnesses = witnessConfig(opts.witness, opts.witnessKey, opts.witnessInterval);
+        const auditContext = contextKeys(opts.identifyingContextKeys, opts.clearContextKeys);
         // Files the node creates (database, WAL, dev keys) are the owner's alone.
         process.umask(0o077);
         const log = pino({ level: opts.logLevel }, pino.destination(2));
         const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "custos-dev-"));
-        const node = await openNode({ dataDir, destructionWaitSeconds: wait, log, witnesses });
+        const node = await openNode({ dataDir, destructionWaitSeconds: wait, log, witnesses, auditContext });
         const running = await listen(node, host, port);
         let rootToken: string | null = null;
         if (opts.dev) rootToken = await devBootstrap(node, dataDir, opts.devRootToken);
@@ -117,6 +129,25 @@ export function serverCommand(program: Command): void {
         process.once("SIGTERM", () => stop("SIGTERM"));
       },
     );
+}
+
+/** The audit context configuration from the comma-separated flags, checked before the node opens. */
+function contextKeys(identifying?: string, clear?: string): AuditContextConfig {
+  const list = (v?: string) =>
+    v === undefined
+      ? undefined
+      : v
+          .split(",")
+          .map((k) => k.trim())
+          .filter((k) => k.length > 0);
+  try {
+    return auditContextConfig({ identifying: list(identifying), clear: list(clear) });
+  } catch (err) {
+    throw new CliError(
+      `${(err as Error).message} (--identifying-context-keys, --clear-context-keys)`,
+      EXIT.usage,
+    );
+  }
 }
 
 /** The witnesses a node collects countersignatures from: URLs to poll, and the keys it accepts. */
