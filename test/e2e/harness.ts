@@ -4,6 +4,7 @@
  * exactly as an operator or custodian would.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type AddressInfo, createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 
 export const BIN = fileURLToPath(new URL("../../bin/custos.js", import.meta.url));
@@ -37,14 +38,13 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startServer(args: string[]): Promise<ServerProcess> {
-  const child = spawn(
-    process.execPath,
-    [BIN, "server", "--listen", "127.0.0.1:0", "--log-level", "warn", ...args],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+export function startServer(args: string[]): Promise<ServerProcess> {
+  return startCustos(["server", "--listen", "127.0.0.1:0", "--log-level", "warn", ...args]);
+}
+
+/** Runs a long-lived custos command (server, witness) until it prints "listening on URL". */
+export async function startCustos(args: string[]): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout?.on("data", (d: Buffer) => {
     out += d.toString();
@@ -53,7 +53,7 @@ export async function startServer(args: string[]): Promise<ServerProcess> {
     out += d.toString();
   });
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start:\n${out}`)), 30_000);
     const check = () => {
       const m = /listening on (http:\/\/\S+)/.exec(out);
       if (m?.[1]) {
@@ -64,7 +64,7 @@ export async function startServer(args: string[]): Promise<ServerProcess> {
     child.stdout?.on("data", check);
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`server exited with ${code}:\n${out}`));
+      reject(new Error(`${args[0]} exited with ${code}:\n${out}`));
     });
   });
   return {
@@ -78,4 +78,16 @@ export async function startServer(args: string[]): Promise<ServerProcess> {
         child.kill("SIGTERM");
       }),
   };
+}
+
+/** A loopback port that was free a moment ago, for a process that must keep its address across restarts. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
 }
