@@ -52,18 +52,25 @@ function nameOf(c: Cosignature, pins: readonly WitnessPublicKey[] | undefined): 
   return pin ? pin.witness : `${c.witness} (unpinned key ${b64u.encode(c.witnessKey).slice(0, 11)}…)`;
 }
 
+/** What the auditor knows of the node's log, that witnesses' signatures are checked against. */
+export interface LogFacts {
+  /** The node's audit public key: the log's identity. */
+  logKey: Uint8Array;
+  /** Roots of the node's events at the sizes witnesses signed (rootsAtSizes). */
+  roots: ReadonlyMap<number, Uint8Array>;
+  /** How many events the node's log holds. */
+  eventCount: number;
+  /** The auditor's pinned witness keys, if any. */
+  pins?: readonly WitnessPublicKey[] | undefined;
+}
+
 /**
  * Checks one countersignature: well formed, by a pinned witness (if pins are
  * given), for this log, verifying, and on the root the node's events give at
  * its size. Returns the problem, or null.
  */
-export function checkCosignature(
-  json: unknown,
-  logKey: Uint8Array,
-  roots: ReadonlyMap<number, Uint8Array>,
-  eventCount: number,
-  pins?: readonly WitnessPublicKey[],
-): WitnessProblem | null {
+export function checkCosignature(json: unknown, log: LogFacts): WitnessProblem | null {
+  const { logKey, roots, eventCount, pins } = log;
   let c: Cosignature;
   try {
     c = cosignatureFromJson(json);
@@ -116,17 +123,12 @@ export interface WitnessViewCheck {
 }
 
 /** Checks a witness's whole view of the log against the node's events. */
-export function checkWitnessView(
-  view: WitnessView,
-  logKey: Uint8Array,
-  roots: ReadonlyMap<number, Uint8Array>,
-  eventCount: number,
-  pins?: readonly WitnessPublicKey[],
-): WitnessViewCheck {
+export function checkWitnessView(view: WitnessView, log: LogFacts): WitnessViewCheck {
+  const { logKey } = log;
   const problems: WitnessProblem[] = [];
   let latest: WitnessViewCheck["latest"] = null;
   for (const { head: served, cosignature } of view.heads) {
-    const problem = checkCosignature(cosignature, logKey, roots, eventCount, pins);
+    const problem = checkCosignature(cosignature, log);
     if (problem) {
       problems.push(problem);
       continue;

@@ -101,14 +101,14 @@ export async function verifyWitnessing(
     ...cosignatures.map((c) => (c as { size?: number })?.size ?? 0),
     ...views.flatMap((v) => v.heads.map((h) => h.head?.size ?? 0)),
   ];
-  const roots = rootsAtSizes(events, sizes);
+  const facts = { logKey, roots: rootsAtSizes(events, sizes), eventCount: events.length, pins };
   const cosignatureProblems = cosignatures
-    .map((c) => checkCosignature(c, logKey, roots, events.length, pins))
+    .map((c) => checkCosignature(c, facts))
     .filter((p): p is WitnessProblem => p !== null);
   const nodeHead = treeHeadFromJson(served).head;
   const witnesses: WitnessReport["witnesses"] = [];
   for (const view of views) {
-    const check = checkWitnessView(view, logKey, roots, events.length, pins);
+    const check = checkWitnessView(view, facts);
     const latest = check.latest;
     if (nodeProof && latest && check.problems.length === 0 && latest.size <= nodeHead.size) {
       const proof = (await nodeProof(latest.size, nodeHead.size)).map((p, i) => hex.decode(p, `proof[${i}]`));

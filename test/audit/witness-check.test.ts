@@ -55,19 +55,30 @@ describe("witness checks", () => {
 
   it("accepts a good countersignature and names each problem with one", () => {
     const good = entry(log, 8).cosignature;
-    expect(checkCosignature(good, logKey, roots, 12, [w])).toBeNull();
-    expect(checkCosignature(good, logKey, roots, 12)).toBeNull();
-    expect(checkCosignature(good, logKey, roots, 12, [other])!.problem).toMatch(/not among the pinned/);
+    expect(checkCosignature(good, { logKey, roots, eventCount: 12, pins: [w] })).toBeNull();
+    expect(checkCosignature(good, { logKey, roots, eventCount: 12 })).toBeNull();
+    expect(checkCosignature(good, { logKey, roots, eventCount: 12, pins: [other] })!.problem).toMatch(
+      /not among the pinned/,
+    );
     expect(
-      checkCosignature({ ...good, signature: entry(log, 5).cosignature.signature }, logKey, roots, 12),
+      checkCosignature(
+        { ...good, signature: entry(log, 5).cosignature.signature },
+        { logKey, roots, eventCount: 12 },
+      ),
     ).toMatchObject({
       size: 8,
       problem: expect.stringMatching(/^bad countersignature by weill-mirror/),
     });
     expect(
-      checkCosignature(good, auditPublicKey(Secret.of(ed25519.utils.randomSecretKey())), roots, 12)!.problem,
+      checkCosignature(good, {
+        logKey: auditPublicKey(Secret.of(ed25519.utils.randomSecretKey())),
+        roots,
+        eventCount: 12,
+      })!.problem,
     ).toMatch(/another log/);
-    expect(checkCosignature({ ...good, size: "x" }, logKey, roots, 12)!.problem).toMatch(/malformed/);
+    expect(checkCosignature({ ...good, size: "x" }, { logKey, roots, eventCount: 12 })!.problem).toMatch(
+      /malformed/,
+    );
   });
 
   it("names the first forked size with the node's root and the witness's", () => {
@@ -78,7 +89,7 @@ describe("witness checks", () => {
       heads: [entry(forked, 5), entry(forked, 8), entry(forked, 12)],
       alarm: null,
     };
-    const check = checkWitnessView(view, logKey, roots, 12, [w]);
+    const check = checkWitnessView(view, { logKey, roots, eventCount: 12, pins: [w] });
     expect(check.problems.map((p) => p.size)).toEqual([8, 12]);
     expect(check.problems[0]!.problem).toBe(
       `forked head at size 8: node root ${hex.encode(rootOf(log, 8))}, witness weill-mirror signed root ${hex.encode(rootOf(forked, 8))}`,
@@ -94,7 +105,7 @@ describe("witness checks", () => {
       heads: [entry(longer, 12), entry(longer, 20)],
       alarm: { kind: "rollback", detail: "smaller head" },
     };
-    const check = checkWitnessView(view, logKey, roots, 12);
+    const check = checkWitnessView(view, { logKey, roots, eventCount: 12 });
     expect(check.problems.map((p) => p.problem)).toEqual([
       expect.stringMatching(
         /^rollback: witness weill-mirror .* countersigned size 20 but the node's log has only 12 events/,
@@ -112,7 +123,7 @@ describe("witness checks", () => {
       heads: [{ ...e, head: { ...e.head, signature: entry(log, 8).head.signature } }],
       alarm: null,
     };
-    expect(checkWitnessView(view, logKey, roots, 12).problems[0]!.problem).toMatch(
+    expect(checkWitnessView(view, { logKey, roots, eventCount: 12 }).problems[0]!.problem).toMatch(
       /without the node's valid signature/,
     );
   });
