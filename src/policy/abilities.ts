@@ -62,7 +62,7 @@ export function actsOn(
   if (grant) return `grant ${grant.id}`;
   const bg = policy.breakGlass;
   if (
-    bg &&
+    bg?.review &&
     (bg.operations as readonly string[]).includes(op) &&
     bg.roles.some((r) => c.roles.includes(r)) &&
     bg.keys.some((p) => overlaps(instantiate(p, c.organisation), target.pattern))

@@ -72,9 +72,10 @@ export function parsePolicy(text: string, file: string): PolicySource {
     return best;
   };
 
-  const parsed = PolicySchema.safeParse(doc.toJS({ maxAliasCount: 100 }));
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  const parsed = PolicySchema.safeParse(raw);
   if (parsed.success) return { file, policy: parsed.data, issues: [], locate };
-  return { file, policy: null, issues: parsed.error.issues.map((i) => toIssue(i, locate)), locate };
+  return { file, policy: null, issues: parsed.error.issues.map((i) => toIssue(i, raw, locate)), locate };
 }
 
 function child(node: unknown, segment: PathSegment): { node: Node | null; keyRange?: number } | null {
@@ -94,7 +95,30 @@ function child(node: unknown, segment: PathSegment): { node: Node | null; keyRan
   return null;
 }
 
-function toIssue(issue: z.core.$ZodIssue, locate: (path: readonly PathSegment[]) => Position): SchemaIssue {
+function valueAt(raw: unknown, path: readonly PathSegment[]): unknown {
+  let v = raw;
+  for (const s of path)
+    v = v !== null && typeof v === "object" ? (v as Record<string, unknown>)[s] : undefined;
+  return v;
+}
+
+/** zod's message, made to name the missing field or the wrong value rather than list 59 options. */
+function explain(issue: z.core.$ZodIssue, value: unknown): string {
+  if (issue.code === "invalid_type" && value === undefined) {
+    return `missing required field '${String(issue.path.at(-1))}' (${issue.expected})`;
+  }
+  if (issue.code === "invalid_value" && issue.values.length > 6) {
+    const shown = issue.values.slice(0, 6).map(String).join(", ");
+    return `${JSON.stringify(value)} is not one of the ${issue.values.length} allowed values (${shown}, …)`;
+  }
+  return issue.message;
+}
+
+function toIssue(
+  issue: z.core.$ZodIssue,
+  raw: unknown,
+  locate: (path: readonly PathSegment[]) => Position,
+): SchemaIssue {
   const path = issue.path.filter((s): s is PathSegment => typeof s !== "symbol");
   if (issue.code === "unrecognized_keys") {
     // Point at the first unknown field itself, not at the object holding it.
@@ -106,7 +130,7 @@ function toIssue(issue: z.core.$ZodIssue, locate: (path: readonly PathSegment[])
     };
   }
   const where = path.length ? path.join(".") : "document";
-  return { path, message: `${where}: ${issue.message}`, position: locate(path) };
+  return { path, message: `${where}: ${explain(issue, valueAt(raw, path))}`, position: locate(path) };
 }
 
 const FIELD_HINTS: Record<string, string> = {
