@@ -28,7 +28,8 @@ export class TpmWriter {
   }
 
   u8(v: number): this {
-    return this.bytes(Uint8Array.of(v & 0xff));
+    if (!Number.isInteger(v) || v < 0 || v > 0xff) throw new RangeError(`u8 out of range: ${v}`);
+    return this.bytes(Uint8Array.of(v));
   }
 
   u16(v: number): this {
@@ -80,6 +81,8 @@ export class TpmReader {
   }
 
   #need(n: number, what: string): void {
+    // A negative count would move the reader backwards over bytes already parsed.
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`${what}: byte count ${n} is not a count`);
     if (this.#end - this.#pos < n) {
       throw new TpmFormatError(`${what}: needs ${n} bytes, ${this.#end - this.#pos} left`);
     }
