@@ -174,15 +174,23 @@ export interface SensitiveCreate {
   data: Uint8Array;
 }
 
+/** sizeof(TPMS_SENSITIVE_CREATE): two TPM2Bs at their limits. */
+const SENSITIVE_CREATE_MAX = 2 + LIMITS.digest + 2 + LIMITS.sensitiveData;
+
 export function marshalSensitiveCreate(s: SensitiveCreate): Uint8Array {
   const inner = marshal((w) => {
     w.tpm2b(s.userAuth, LIMITS.digest, "userAuth").tpm2b(s.data, LIMITS.sensitiveData, "data");
   });
-  return marshal((w) => w.tpm2b(inner, LIMITS.sensitiveData + LIMITS.digest + 4, "TPM2B_SENSITIVE_CREATE"));
+  return marshal((w) => w.tpm2b(inner, SENSITIVE_CREATE_MAX, "TPM2B_SENSITIVE_CREATE"));
 }
 
 export function readSensitiveCreate(r: TpmReader): SensitiveCreate {
-  const inner = r.sub(r.u16("TPM2B_SENSITIVE_CREATE.size"), "TPM2B_SENSITIVE_CREATE");
+  const size = r.u16("TPM2B_SENSITIVE_CREATE.size");
+  if (size > SENSITIVE_CREATE_MAX)
+    throw new TpmFormatError(
+      `TPM2B_SENSITIVE_CREATE: size ${size} exceeds its limit of ${SENSITIVE_CREATE_MAX}`,
+    );
+  const inner = r.sub(size, "TPM2B_SENSITIVE_CREATE");
   const userAuth = inner.tpm2b(LIMITS.digest, "userAuth");
   const data = inner.tpm2b(LIMITS.sensitiveData, "data");
   inner.done("TPM2B_SENSITIVE_CREATE");
@@ -256,14 +264,22 @@ export function readPcrSelections(r: TpmReader, what = "TPML_PCR_SELECTION"): Pc
 
 // ---- TPML_DIGEST (Part 2 §10.9.2) and TPML_DIGEST_VALUES (§10.9.4) ----
 
+/** Entries in a TPML_DIGEST (8, for PolicyOR) and a TPML_DIGEST_VALUES (HASH_COUNT): the readers refuse more, so the writers do too. */
+const DIGEST_LIST_MAX = 8;
+
+function assertListLength(n: number, what: string): void {
+  if (n > DIGEST_LIST_MAX) throw new TpmFormatError(`${what}.count: ${n} exceeds ${DIGEST_LIST_MAX}`);
+}
+
 export function writeDigests(w: TpmWriter, digests: Uint8Array[]): void {
+  assertListLength(digests.length, "TPML_DIGEST");
   w.u32(digests.length);
   for (const d of digests) w.tpm2b(d, LIMITS.digest, "TPML_DIGEST entry");
 }
 
 export function readDigests(r: TpmReader, what = "TPML_DIGEST"): Uint8Array[] {
   const count = r.u32(`${what}.count`);
-  if (count > 8) throw new TpmFormatError(`${what}.count: ${count} exceeds 8`);
+  assertListLength(count, what);
   const out: Uint8Array[] = [];
   for (let i = 0; i < count; i++) out.push(r.tpm2b(LIMITS.digest, `${what}[${i}]`));
   return out;
@@ -271,6 +287,7 @@ export function readDigests(r: TpmReader, what = "TPML_DIGEST"): Uint8Array[] {
 
 /** TPML_DIGEST_VALUES with SHA-256 digests only. */
 export function writeDigestValues(w: TpmWriter, sha256Digests: Uint8Array[]): void {
+  assertListLength(sha256Digests.length, "TPML_DIGEST_VALUES");
   w.u32(sha256Digests.length);
   for (const d of sha256Digests) {
     if (d.length !== 32) throw new TpmFormatError("TPMT_HA: a SHA-256 digest is 32 bytes");
@@ -280,7 +297,7 @@ export function writeDigestValues(w: TpmWriter, sha256Digests: Uint8Array[]): vo
 
 export function readDigestValues(r: TpmReader, what = "TPML_DIGEST_VALUES"): Uint8Array[] {
   const count = r.u32(`${what}.count`);
-  if (count > 8) throw new TpmFormatError(`${what}.count: ${count} exceeds 8`);
+  assertListLength(count, what);
   const out: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
     expectAlg(r, `${what}[${i}].hashAlg`, [TPM_ALG.SHA256]);
