@@ -215,6 +215,37 @@ describe("Witness", () => {
     expect(await witness.poll(log.source())).toMatchObject({ status: "alarm", kind: "inconsistent" });
   });
 
+  it("keeps logs apart: an alarm on one log does not stop countersigning another", async () => {
+    const a = new FakeLog().append(4, "a");
+    const b = new FakeLog().append(2, "b");
+    await witness.poll(a.source("http://node-a"));
+    await witness.poll(b.source("http://node-b"));
+    a.served = a.head(3);
+    expect(await witness.poll(a.source("http://node-a"))).toMatchObject({
+      status: "alarm",
+      kind: "rollback",
+    });
+    b.append(3, "b");
+    expect(await witness.poll(b.source("http://node-b"))).toEqual({ status: "cosigned", size: 5 });
+    const status = witness.status(["http://node-a", "http://node-b"]);
+    expect(status.logs.map((l) => [l.size, l.alarm?.kind ?? null])).toEqual([
+      [4, "rollback"],
+      [5, null],
+    ]);
+    expect(store.evidence(b64u.encode(b.publicKey))).toEqual([]);
+  });
+
+  it("keeps its record across a restart: the pin and the last head survive", async () => {
+    const log = new FakeLog().append(3, "a");
+    await witness.poll(log.source());
+    store.close();
+    store = WitnessStore.open(dir);
+    const again = new Witness(store, generateWitnessKey("msk-mirror"), pino({ level: "silent" }));
+    const forked = log.fork(2).append(1, "b");
+    expect(await again.poll(forked.source())).toMatchObject({ status: "alarm", kind: "fork" });
+    expect(await again.poll(new FakeLog().append(9, "c").source())).toMatchObject({ problem: "wrong_key" });
+  });
+
   describe("HTTP API", () => {
     const get = async (app: ReturnType<typeof createWitnessApp>, path: string) => {
       const res = await app.request(path);

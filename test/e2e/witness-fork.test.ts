@@ -165,6 +165,8 @@ describe("a rolled-back node forks its log; the witness and the auditor catch it
         `forked head at size ${firstForked}: node root [0-9a-f]{64}, witness msk signed root [0-9a-f]{64}`,
       ),
     );
+    // The restored node refuses the witness's countersignature on a head it (now) never signed.
+    expect(node!.output()).toMatch(/countersigned a head of size \d+ that this node did not sign/);
     // The node's own chain and head are intact: only the witness shows the rewrite.
     const json = JSON.parse(
       (await runCli(["audit", "verify", "--witness", witnessUrl, "--format", "json"], env)).stdout,
