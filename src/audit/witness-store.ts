@@ -9,7 +9,7 @@
  * API on the main thread is fine here (the node's store needs a writer
  * thread; a witness does not). Evidence is append-only: nothing here deletes it.
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { b64u } from "../crypto/bytes.js";
@@ -128,7 +128,9 @@ export class WitnessStore {
 
   /** Opens (creating) `witness.db` in `dataDir`, which is made owner-only. */
   static open(dataDir: string): WitnessStore {
+    // Owner-only, whether the directory is new or was made by someone else (as the node's).
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    chmodSync(dataDir, 0o700);
     const db = new Database(join(dataDir, "witness.db"));
     const mode = db.pragma("journal_mode = WAL", { simple: true });
     if (mode !== "wal") throw new Error(`SQLite refused WAL mode (journal_mode is ${String(mode)})`);

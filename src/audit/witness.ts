@@ -85,12 +85,7 @@ export class Witness {
     const result = await this.#check(source).catch(
       (err: unknown): PollResult => ({ status: "error", detail: why(err) }),
     );
-    state.lastError =
-      result.status === "refused" || result.status === "error" || result.status === "halted"
-        ? result.detail
-        : result.status === "alarm"
-          ? result.detail
-          : null;
+    state.lastError = result.status === "cosigned" || result.status === "unchanged" ? null : result.detail;
     if (result.status === "refused") {
       this.log.error(
         { url: source.url, problem: result.problem },
