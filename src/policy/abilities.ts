@@ -140,12 +140,18 @@ export function useGoal(
   const rules = classes.map((c) =>
     actsOn(policy, c, op, target) ? possibleApprovalRules(policy, op, target, c.organisation) : [],
   );
-  return (counts) =>
+  const goal: Goal = (counts) =>
     classes.some(
       (_, i) =>
         counts[i]! > 0 &&
         rules[i]!.some((r) => r === null || approvable(policy, classes, counts, i, r, approverFilter)),
     );
+  // Only requesters and those eligible to approve for one of them can contribute.
+  const approvers = rules.flat().filter((r): r is ApprovalRule => r !== null);
+  goal.relevant = classes.map(
+    (c, i) => rules[i]!.length > 0 || approvers.some((r) => eligibleFor(r.eligible, c)),
+  );
+  return goal;
 }
 
 /** May members of the class hold a share under the custody requirements? */
@@ -159,7 +165,7 @@ export function mayHoldShare(policy: Policy, c: MemberClass): boolean {
 export function custodyGoal(policy: Policy, classes: readonly MemberClass[]): Goal {
   const custody = policy.custody;
   const holders = classes.map((c) => mayHoldShare(policy, c));
-  return (counts) => {
+  const goal: Goal = (counts) => {
     if (!custody) return false;
     const perOrg = new Map<string, number>();
     classes.forEach((c, i) => {
@@ -170,4 +176,6 @@ export function custodyGoal(policy: Policy, classes: readonly MemberClass[]): Go
     for (const n of perOrg.values()) shares += Math.min(n, custody.maxPerOrganisation ?? n);
     return shares >= custody.threshold && perOrg.size >= custody.minOrganisations;
   };
+  goal.relevant = holders;
+  return goal;
 }

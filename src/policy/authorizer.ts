@@ -9,6 +9,8 @@
 export const OPERATIONS = [
   "sys.seal",
   "sys.unseal.reset",
+  "sys.tpm-seal.read",
+  "sys.tpm-seal.write",
   "keys.create",
   "keys.list",
   "keys.read",
@@ -53,9 +55,12 @@ export interface Authorizer {
 }
 
 const ROLE_TABLE: Record<Exclude<Role, "root">, ReadonlySet<Operation>> = {
+  // Enabling the TPM seal (sys.tpm-seal.write) trades custodians for a
+  // machine's measured state: root only, until the policy engine decides it.
   admin: new Set<Operation>([
     "sys.seal",
     "sys.unseal.reset",
+    "sys.tpm-seal.read",
     "keys.create",
     "keys.list",
     "keys.read",
@@ -63,7 +68,7 @@ const ROLE_TABLE: Record<Exclude<Role, "root">, ReadonlySet<Operation>> = {
     "keys.update",
     "keys.destroy",
   ]),
-  custodian: new Set<Operation>(["sys.seal", "sys.unseal.reset"]),
+  custodian: new Set<Operation>(["sys.seal", "sys.unseal.reset", "sys.tpm-seal.read"]),
   service: new Set<Operation>([
     "keys.list",
     "keys.read",

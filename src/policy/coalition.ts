@@ -42,8 +42,12 @@ export type SearchResult =
   | { found: false; exhaustive: true }
   | { found: false; exhaustive: false; atLeast: number };
 
-/** A monotone ability of a coalition given as counts per class. */
-export type Goal = (counts: readonly number[]) => boolean;
+/**
+ * A monotone ability of a coalition given as counts per class; `relevant`,
+ * when given, marks the classes that can contribute at all, and the search
+ * leaves the others out (the main saving on real policies).
+ */
+export type Goal = ((counts: readonly number[]) => boolean) & { relevant?: readonly boolean[] };
 
 export const MAX_SIZE = 24;
 export const MAX_CHECKS = 200_000;
@@ -89,7 +93,7 @@ export function smallestCoalition(
   goal: Goal,
   allowed: (c: MemberClass) => boolean = () => true,
 ): SearchResult {
-  const caps = classes.map((c) => (allowed(c) ? capacity(c) : 0));
+  const caps = classes.map((c, i) => (allowed(c) && goal.relevant?.[i] !== false ? capacity(c) : 0));
   const total = Math.min(
     MAX_SIZE,
     caps.reduce((a, b) => a + b, 0),
