@@ -149,7 +149,7 @@ function describe(classes: readonly MemberClass[], counts: readonly number[], si
 
 /** "Alice Chen and Bob Diaz, both of NYU," / "ehr-store-nyu (a service) of NYU" — the sentence's subject. */
 export function describeMembers(policy: Policy, coalition: Coalition): string {
-  const orgName = (o: string) => policy.organisations[o]?.name ?? o;
+  const orgName = (o: string) => (Object.hasOwn(policy.organisations, o) ? policy.organisations[o]!.name : o);
   const label = (m: Coalition["members"][number]) => {
     const declared = Object.hasOwn(policy.principals, m.name) ? policy.principals[m.name] : undefined;
     const shown = declared?.name ? `${declared.name} (${m.name})` : m.name;

@@ -8,6 +8,8 @@
  * that could not be read are tool execution notifications, not results:
  * they are failures of the run, not findings about a policy.
  */
+import { isAbsolute } from "node:path";
+import { pathToFileURL } from "node:url";
 import type { LocatedFinding } from "./lint.js";
 import { RULES } from "./rules.js";
 import type { Position } from "./source.js";
@@ -21,10 +23,15 @@ export interface UnusableInput {
   position?: Position;
 }
 
+/** A relative path stays relative (CI resolves it against the checkout); an absolute one becomes a file: URI. */
+function artifactUri(file: string): string {
+  return isAbsolute(file) ? pathToFileURL(file).href : file.split("\\").join("/");
+}
+
 function location(file: string, position: Position | undefined) {
   return {
     physicalLocation: {
-      artifactLocation: { uri: file.split("\\").join("/") },
+      artifactLocation: { uri: artifactUri(file) },
       ...(position && { region: { startLine: position.line, startColumn: position.column } }),
     },
   };

@@ -8,7 +8,7 @@
  * errors make the input unusable (`PolicyInputError`, exit 2), whereas a
  * document that parses but breaks the schema is a finding like any other.
  */
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from "yaml";
 import type { z } from "zod";
 import { type Policy, PolicySchema } from "./document.js";
 
@@ -72,6 +72,20 @@ export function parsePolicy(text: string, file: string): PolicySource {
     return best;
   };
 
+  // toJS would turn a `__proto__` key into a prototype and the entry would vanish unseen; refuse it instead.
+  const protoKeys: SchemaIssue[] = [];
+  visit(doc, {
+    Pair(_, pair) {
+      if (isScalar(pair.key) && pair.key.value === "__proto__") {
+        protoKeys.push({
+          path: [],
+          message: "'__proto__' is not allowed as a key",
+          position: at(pair.key.range?.[0] ?? 0),
+        });
+      }
+    },
+  });
+  if (protoKeys.length > 0) return { file, policy: null, issues: protoKeys, locate };
   const raw: unknown = doc.toJS({ maxAliasCount: 100 });
   const parsed = PolicySchema.safeParse(raw);
   if (parsed.success) return { file, policy: parsed.data, issues: [], locate };

@@ -58,6 +58,14 @@ describe("policy source", () => {
     });
   });
 
+  it("refuses a __proto__ key, which would otherwise vanish into a prototype", () => {
+    const src = parsePolicy("version: custos-policy/v1\nroles:\n  __proto__: { description: x }\n", "p.yaml");
+    expect(src.policy).toBeNull();
+    expect(src.issues).toEqual([
+      { path: [], message: "'__proto__' is not allowed as a key", position: { line: 3, column: 3 } },
+    ]);
+  });
+
   it("reports an empty document as a schema finding, not a crash", () => {
     const src = parsePolicy("", "empty.yaml");
     expect(src.policy).toBeNull();
