@@ -300,7 +300,7 @@ describe("SqliteStore", () => {
     );
   });
 
-  it("migrates a version-1 file to version 2 (witness countersignatures), keeping its events", async () => {
+  it("migrates a version-1 file (before witness countersignatures) to the current version, keeping its events", async () => {
     await store.appendAudit([ev(), ev()]);
     await store.close();
     const db = new Database(file);
@@ -311,7 +311,7 @@ describe("SqliteStore", () => {
     expect(await store.auditSize()).toBe(2);
     expect(await store.getCosignatures()).toEqual([]);
     const check = new Database(file, { readonly: true });
-    expect(check.pragma("user_version", { simple: true })).toBe(2);
+    expect(check.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
     check.close();
   });
 
