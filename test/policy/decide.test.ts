@@ -147,17 +147,18 @@ describe("decide: properties for any request", () => {
     context: fc.record({ institution: fc.constantFrom("nyu", "msk") }),
   });
   const grant = fc.record({
-    id: fc.constantFrom("g1", "g2", "g3"),
     roles: fc.subarray(["clinician", "ehr-store", "key-admin"], { minLength: 1 }),
     keys: fc.subarray(["ehr-{org}-*", "ehr-*", "*", "other"]),
     operations: fc.subarray([...OPERATIONS], { minLength: 1 }),
     purposes: fc.subarray([...PURPOSES_OF_USE], { maxLength: 4 }),
   });
-  const anyPolicy = fc
-    .array(grant, { maxLength: 4 })
-    .map((grants) =>
-      policy({ roles: { clinician: {}, "ehr-store": {}, "key-admin": {} }, principals: {}, grants }),
-    );
+  const anyPolicy = fc.array(grant, { maxLength: 4 }).map((grants) =>
+    policy({
+      roles: { clinician: {}, "ehr-store": {}, "key-admin": {} },
+      principals: {},
+      grants: grants.map((g, i) => ({ id: `g${i}`, ...g })),
+    }),
+  );
 
   it("an empty purpose list never allows", () => {
     fc.assert(
