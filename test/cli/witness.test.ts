@@ -40,6 +40,7 @@ describe("custos witness: usage and exit codes", () => {
       ],
       [["--log", "a", "--log", "b", "--log-key", "k", "--key", key, "--data-dir", dir], /once per --log/],
       [["--log", "a", "--key", key, "--data-dir", dir, "--interval", "0"], /--interval/],
+      [["--log", "a", "--log-key", "short", "--key", key, "--data-dir", dir], /43 base64url/],
     ];
     for (const [args, message] of cases) {
       const r = await runCli(["witness", ...args]);

@@ -106,6 +106,14 @@ export function witnessCommand(program: Command, globalToken: () => string | und
       }
       const { host, port } = parseListen(opts.listen);
       const keys = perLog(opts.logKey, logs.length, "--log-key");
+      for (const k of keys) {
+        if (k !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(k)) {
+          throw new CliError(
+            `--log-key '${k}' must be a node's audit key: 43 base64url characters`,
+            EXIT.usage,
+          );
+        }
+      }
       const tokens = perLog(opts.tokenFile, logs.length, "--token-file").map((f) =>
         f === undefined ? globalToken() : readToken(f),
       );
