@@ -32,6 +32,7 @@ export class SwtpmTransport implements Transport {
   readonly #port: number;
   readonly #timeoutMs: number;
   #socket: Socket | null = null;
+  #busy = false;
   #pending: {
     resolve: (b: Uint8Array) => void;
     reject: (e: Error) => void;
@@ -115,7 +116,19 @@ export class SwtpmTransport implements Transport {
   }
 
   async send(command: Uint8Array): Promise<Uint8Array> {
-    if (this.#pending) throw new Error("SwtpmTransport.send: one command at a time");
+    // Checked and set before the first await: a second send() made while the
+    // first is still connecting must be refused, not given its own socket or
+    // allowed to overwrite the first one's pending reply.
+    if (this.#busy) throw new Error("SwtpmTransport.send: one command at a time");
+    this.#busy = true;
+    try {
+      return await this.#roundTrip(command);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #roundTrip(command: Uint8Array): Promise<Uint8Array> {
     const socket = await this.#connect();
     const frame = Buffer.alloc(9 + command.length);
     frame.writeUInt32BE(TPM_SEND_COMMAND, 0);
