@@ -165,5 +165,14 @@ function reportKeyCoalitions(
         `decrypting ${key.pattern} takes at least ${r.atLeast} principals${rootNote}`,
       );
     }
+    // Destruction is where approvals usually bite, so the coalition shows who must agree.
+    const d = smallestCoalition(classes, useGoal(policy, classes, "destroy", key));
+    if (d.found) {
+      report(
+        "CUS100",
+        ["keys", i],
+        `${describeMembers(policy, d.coalition)} can destroy ${key.pattern} (${d.coalition.size} principal(s), approvals included)`,
+      );
+    }
   });
 }

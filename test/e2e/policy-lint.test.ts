@@ -26,7 +26,7 @@ describe("custos policy lint", () => {
     const r = await runCli(["policy", "lint", join(POLICIES, "examples/consortium.yaml")]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/note CUS100 coalition\/smallest: .* can reconstruct the root key/);
-    expect(r.stdout).toContain("1 file: 0 errors, 0 warnings, 4 notes");
+    expect(r.stdout).toContain("1 file: 0 errors, 0 warnings, 7 notes");
   });
 
   it("exits 1 on a fixture with an error, with file:line:column and the rule", async () => {

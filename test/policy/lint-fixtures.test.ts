@@ -67,15 +67,18 @@ describe("example policies", () => {
     });
   }
 
-  it("the consortium's root key needs four custodians from two hospitals, and each key is named", () => {
+  it("the consortium: the root key needs four custodians of two hospitals; destroying a key needs three hospitals", () => {
     const notes = lint(join(POLICIES, "examples/consortium.yaml"));
     const root = notes.find((n) => n.path[0] === "custody")!;
     expect(root.message).toMatch(/can reconstruct the root key, and with it every key \(4 share holders\)/);
     expect(root.message).toMatch(/of .*, .*\) together/);
     expect(notes.filter((n) => n.path[0] === "keys").map((n) => n.message)).toEqual([
-      expect.stringContaining("can decrypt ehr-weill-*"),
-      expect.stringContaining("can decrypt ehr-nyu-*"),
-      expect.stringContaining("can decrypt ehr-msk-*"),
+      expect.stringContaining("alone can decrypt ehr-weill-*"),
+      "Kim Tran (kim), Lee Young (lee) and Jo Adams (jo) (of Weill Cornell Medicine, NYU Langone, Memorial Sloan Kettering) together can destroy ehr-weill-* (3 principal(s), approvals included)",
+      expect.stringContaining("alone can decrypt ehr-nyu-*"),
+      expect.stringContaining("together can destroy ehr-nyu-*"),
+      expect.stringContaining("alone can decrypt ehr-msk-*"),
+      expect.stringContaining("together can destroy ehr-msk-*"),
     ]);
   });
 });
