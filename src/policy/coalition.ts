@@ -147,7 +147,7 @@ function describe(classes: readonly MemberClass[], counts: readonly number[], si
   return { counts: [...counts], size, members };
 }
 
-/** "Alice Chen and Bob Diaz, both of NYU," / "ehr-store-nyu (a service) of NYU" — the sentence's subject. */
+/** The sentence's subject: "Alice Chen (alice) and Bob Park (bob), both of NYU Langone, together", "nyu-ehr-store, a service, of NYU Langone alone". */
 export function describeMembers(policy: Policy, coalition: Coalition): string {
   const orgName = (o: string) => (Object.hasOwn(policy.organisations, o) ? policy.organisations[o]!.name : o);
   const label = (m: Coalition["members"][number]) => {
