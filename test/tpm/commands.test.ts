@@ -10,7 +10,7 @@ import fc from "fast-check";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { concatBytes, u32be } from "../../src/crypto/bytes.js";
 import { TpmClient } from "../../src/tpm/client.js";
-import type { Authorization } from "../../src/tpm/command.js";
+import { type Authorization, TpmResponseAuthError } from "../../src/tpm/command.js";
 import { create } from "../../src/tpm/commands/create.js";
 import { createPrimary } from "../../src/tpm/commands/create-primary.js";
 import { evictControl } from "../../src/tpm/commands/evict-control.js";
@@ -29,6 +29,7 @@ import { startAuthSession } from "../../src/tpm/commands/start-auth-session.js";
 import { startup } from "../../src/tpm/commands/startup.js";
 import { unseal } from "../../src/tpm/commands/unseal.js";
 import { TPM_ALG, TPM_CC, TPM_PT, TPM_RH, TPM_SU } from "../../src/tpm/constants.js";
+import { TpmFormatError } from "../../src/tpm/marshal.js";
 import type { LoadedObject } from "../../src/tpm/object.js";
 import { TpmError } from "../../src/tpm/rc.js";
 import type { AuthSession } from "../../src/tpm/session.js";
@@ -416,6 +417,95 @@ describe.skipIf(skipSwtpm)("TPM commands against swtpm", () => {
 
   it("EvictControl refuses a handle outside the owner persistent range before asking the TPM", async () => {
     await expect(evictControl(tpm, password(), srk, 0x8180_0000)).rejects.toThrow(RangeError);
+  });
+
+  it("TPM2_HMAC over a full TPM2B_MAX_BUFFER (1024 bytes) works; 1025 bytes is refused before it is sent", async () => {
+    const key = new Uint8Array(32).fill(0x61);
+    const obj = await createLoaded(hmacKeyTemplate(), { userAuth: EMPTY, data: key });
+    try {
+      const big = new Uint8Array(1024).map((_, i) => i & 0xff);
+      expect(hex(await hmac(tpm, obj, viaS(), big, s))).toBe(
+        createHmac("sha256", key).update(big).digest("hex"),
+      );
+      const before = sends;
+      await expect(hmac(tpm, obj, viaS(), new Uint8Array(1025), s)).rejects.toThrow(TpmFormatError);
+      expect(sends).toBe(before);
+    } finally {
+      await flushContext(tpm, obj.handle);
+    }
+  });
+
+  it("an authValue's trailing zero bytes do not count, on the TPM's side and ours (Part 1 §19.6.4.3)", async () => {
+    const obj = await createLoaded(hmacKeyTemplate(), {
+      userAuth: Uint8Array.of(1, 2, 0, 0),
+      data: new Uint8Array(32).fill(8),
+    });
+    try {
+      const want = createHmac("sha256", new Uint8Array(32).fill(8)).update(Uint8Array.of(1)).digest("hex");
+      for (const auth of [Uint8Array.of(1, 2, 0, 0), Uint8Array.of(1, 2), Uint8Array.of(1, 2, 0)]) {
+        expect(hex(await hmac(tpm, obj, viaS(auth), Uint8Array.of(1), s))).toBe(want);
+      }
+      const e = await rejection(hmac(tpm, obj, viaS(Uint8Array.of(1, 2, 0, 1)), Uint8Array.of(1), s));
+      expect(e.is("BAD_AUTH")).toBe(true);
+    } finally {
+      await flushContext(tpm, obj.handle);
+    }
+  });
+
+  it("continueSession: false ends the session on the TPM and wipes it here; using it again is refused", async () => {
+    const obj = await createLoaded(hmacKeyTemplate(), { userAuth: EMPTY, data: new Uint8Array(32).fill(4) });
+    const once = await startAuthSession(tpm, srk, "hmac");
+    try {
+      const out = await hmac(
+        tpm,
+        obj,
+        { kind: "session", session: once, authValue: EMPTY, continueSession: false },
+        Uint8Array.of(2),
+        once,
+      );
+      expect(hex(out)).toBe(
+        createHmac("sha256", new Uint8Array(32).fill(4)).update(Uint8Array.of(2)).digest("hex"),
+      );
+      expect(once.closed).toBe(true);
+      expect(await loadedHandles(tpm)).not.toContain(once.handle);
+      await expect(
+        hmac(tpm, obj, { kind: "session", session: once, authValue: EMPTY }, Uint8Array.of(2), once),
+      ).rejects.toThrow(/is closed/);
+    } finally {
+      if (!once.closed) await flushContext(tpm, once.handle);
+      await flushContext(tpm, obj.handle);
+    }
+  });
+
+  it("a response altered on the way fails its session HMAC: TpmResponseAuthError, and the altered output is not returned", async () => {
+    const obj = await createLoaded(hmacKeyTemplate(), { userAuth: EMPTY, data: new Uint8Array(32).fill(6) });
+    const victim = await startAuthSession(tpm, srk, "hmac");
+    const inner = tpm.transport;
+    const tampering = new TpmClient({
+      async send(command) {
+        const r = await inner.send(command);
+        // Flip a bit in the last byte of the first response parameter (outHMAC, encrypted).
+        const out = r.slice();
+        const paramSize = new DataView(out.buffer).getUint32(10);
+        out[14 + paramSize - 1] = (out[14 + paramSize - 1] as number) ^ 1;
+        return out;
+      },
+      close: async () => {},
+    });
+    try {
+      const err = await hmac(
+        tampering,
+        obj,
+        { kind: "session", session: victim, authValue: EMPTY },
+        Uint8Array.of(3),
+        victim,
+      ).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TpmResponseAuthError);
+      expect((err as Error).message).toMatch(/TPM2_HMAC: the response HMAC of session 1 does not verify/);
+    } finally {
+      await flushContext(tpm, victim.handle);
+      await flushContext(tpm, obj.handle);
+    }
   });
 
   it("exhaustion: loading objects without flushing ends in TPM_RC_OBJECT_MEMORY (0x902), which is not retried", async () => {
