@@ -16,17 +16,21 @@ import type { Logger } from "pino";
 import type { Auditor } from "../audit/auditor.js";
 import type { MerkleLog } from "../audit/merkle-log.js";
 import type { SealManager } from "../custody/seal.js";
+import type { TpmCustody } from "../custody/tpm-custody.js";
 import { CustosError } from "../errors.js";
 import type { EnvelopeService } from "../keys/envelope-ops.js";
 import type { KeyRing } from "../keys/keyring.js";
 import type { Authorizer } from "../policy/authorizer.js";
+import { TpmResetError } from "../protect/tpm.js";
 import type { Store } from "../store/store.js";
+import { TpmUnavailableError } from "../tpm/rc.js";
 import { gateFactory } from "./gate.js";
 import { auditRoutes } from "./routes/audit.js";
 import { envelopeRoutes } from "./routes/envelope.js";
 import { keyRoutes } from "./routes/keys.js";
 import { sysRoutes } from "./routes/sys.js";
 import { tokenRoutes } from "./routes/tokens.js";
+import { tpmRoutes } from "./routes/tpm.js";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 /** Public, read-only routes that would only flood the log: status polls, probes, the API document. */
@@ -41,6 +45,8 @@ export interface AppDeps {
   merkle: MerkleLog;
   authorizer: Authorizer;
   log: Logger;
+  /** The TPM's part in custody, on a node with a TPM. */
+  tpm?: TpmCustody | null;
 }
 
 export type App = OpenAPIHono;
@@ -122,6 +128,7 @@ export function createApp(deps: AppDeps): App {
 
   const gate = gateFactory(deps);
   sysRoutes(app, deps, gate);
+  tpmRoutes(app, deps, gate);
   keyRoutes(app, deps, gate);
   envelopeRoutes(app, deps, gate);
   tokenRoutes(app, deps, gate);
@@ -156,6 +163,19 @@ async function errorCode(res: Response): Promise<string | undefined> {
 function handleError(err: Error, c: Context, log: Logger): Response {
   if (err instanceof CustosError) {
     return c.json(err.toJSON(), err.status);
+  }
+  if (err instanceof TpmResetError) {
+    return c.json(
+      errorBody(
+        "tpm_reset",
+        "the TPM was reset and the keys it held are gone; the node is sealed until it is unsealed again",
+      ),
+      503,
+    );
+  }
+  if (err instanceof TpmUnavailableError) {
+    log.error({ err, requestId: c.get("requestId") }, "TPM unavailable");
+    return c.json(errorBody("tpm_unavailable", "the TPM is not answering; try again shortly"), 503);
   }
   if (err instanceof HTTPException) {
     const status = err.status;

@@ -100,6 +100,8 @@ export const CreateKeyRequest = z
   .strictObject({
     name: KeyNameParam.shape.name,
     rotationPeriodSeconds: RotationPeriod.nullable().default(null),
+    /** Where the key lives on each node; the node's preferred level (tpm where there is a TPM) when omitted. */
+    protection: z.enum(["software", "tpm"]).optional(),
   })
   .openapi("CreateKeyRequest");
 
@@ -175,8 +177,33 @@ export const SealStatusSchema = z
     custodians: z.array(z.string()),
     submitted: z.array(z.string()),
     rootGeneration: z.number().int(),
+    /** Where this node holds the root key once unsealed: "tpm" or "software". */
+    protection: z.enum(["software", "tpm"]).optional(),
+    /** The TPM seal, on a node with a TPM: its state and why it last failed to open, if it did. */
+    tpmSeal: z.lazy(() => TpmSealStatusSchema).optional(),
   })
   .openapi("SealStatus");
+
+export const TpmSealStatusSchema = z
+  .object({
+    state: z.enum(["off", "pending", "active"]),
+    pcrs: z.array(z.number().int()),
+    sealedAt: z.string().nullable(),
+    changedPcrs: z.array(z.number().int()).nullable(),
+    lastError: z.string().nullable(),
+  })
+  .openapi("TpmSealStatus");
+
+export const TpmSealEnableRequest = z
+  .strictObject({
+    pcrs: z
+      .array(z.number().int().min(0).max(23))
+      .min(1)
+      .max(24)
+      .default([7])
+      .describe("SHA-256 PCRs the seal is bound to; PCR 7 (Secure Boot state) by default"),
+  })
+  .openapi("TpmSealEnableRequest");
 
 export const CreateTokenRequest = z
   .strictObject({

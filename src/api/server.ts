@@ -17,11 +17,16 @@ import { MerkleLog } from "../audit/merkle-log.js";
 import { WitnessCollector, type WitnessConfig } from "../audit/witness-collector.js";
 import { NodeIdentity } from "../custody/node-identity.js";
 import { SealManager } from "../custody/seal.js";
+import { TpmCustody } from "../custody/tpm-custody.js";
 import { EnvelopeService } from "../keys/envelope-ops.js";
 import { KeyRing } from "../keys/keyring.js";
 import { RoleAuthorizer } from "../policy/authorizer.js";
+import { ProtectionLevels } from "../protect/levels.js";
+import { TpmKeys } from "../protect/tpm.js";
 import { openSqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
+import { TpmClient } from "../tpm/client.js";
+import { transportFromAddress } from "../tpm/transport.js";
 import { type App, createApp } from "./app.js";
 
 export const DEFAULT_DESTRUCTION_WAIT_SECONDS = 7 * 86400;
@@ -37,6 +42,8 @@ export interface NodeOptions {
   witnesses?: WitnessConfig;
   /** Identifying and clear context keys for audit events (each list defaults separately; docs/FORMATS.md §8). */
   auditContext?: Partial<AuditContextConfig>;
+  /** This node's TPM: `swtpm:HOST:PORT` or `device:/dev/tpmrm0`. Without one, keys are held in process memory. */
+  tpm?: string;
 }
 
 export interface CustosNode {
@@ -45,6 +52,7 @@ export interface CustosNode {
   merkle: MerkleLog;
   seal: SealManager;
   keys: KeyRing;
+  tpm: TpmCustody | null;
   close(): Promise<void>;
 }
 
@@ -56,6 +64,7 @@ export async function openNode({
   storeBusyTimeoutMs,
   witnesses,
   auditContext,
+  tpm: tpmAddress,
 }: NodeOptions): Promise<CustosNode> {
   // Checked before anything is opened: a bad list must stop the node, not log PHI.
   const contextConfig = auditContextConfig(auditContext);
@@ -73,7 +82,20 @@ export async function openNode({
     await store.close();
     throw err;
   }
-  const seal = await SealManager.open(store, auditor, { identity });
+  let tpm: TpmCustody | null = null;
+  if (tpmAddress) {
+    const tpmKeys = new TpmKeys(new TpmClient(transportFromAddress(tpmAddress)), log);
+    try {
+      await tpmKeys.start();
+      tpm = new TpmCustody(tpmKeys, dataDir, log);
+    } catch (err) {
+      await tpmKeys.close();
+      identity.dispose();
+      await store.close();
+      throw new Error(`cannot use the TPM at ${tpmAddress}: ${(err as Error).message}`);
+    }
+  }
+  const seal = await SealManager.open(store, auditor, { identity, protectRoot: tpm?.protectRoot });
   const merkle = new MerkleLog(store, (err) =>
     log.error({ err }, "signing the audit tree head failed; will retry"),
   );
@@ -84,7 +106,22 @@ export async function openNode({
       ? new WitnessCollector(store, witnesses, () => merkle.publicKey, log)
       : null;
   collector?.start();
-  const keys = new KeyRing(store, seal, auditor, destructionWaitSeconds ?? DEFAULT_DESTRUCTION_WAIT_SECONDS);
+  const keys = new KeyRing(
+    store,
+    seal,
+    auditor,
+    destructionWaitSeconds ?? DEFAULT_DESTRUCTION_WAIT_SECONDS,
+    new ProtectionLevels(tpm?.keys ?? null),
+  );
+  // A TPM reset takes the root key and every TPM key with it: seal, then let
+  // the TPM seal (if enabled and the PCRs still match) unseal again.
+  tpm?.keys.onReset((why) => {
+    const custody = tpm as TpmCustody;
+    void seal
+      .sealBecause(`${why}: the keys held in the TPM are lost`)
+      .then(() => custody.tryUnseal(seal))
+      .catch((err: unknown) => log.error({ err }, "could not recover from the TPM reset"));
+  });
   const envelope = new EnvelopeService(keys, auditor);
   const app = createApp({
     store,
@@ -95,6 +132,7 @@ export async function openNode({
     merkle,
     authorizer: new RoleAuthorizer(),
     log,
+    tpm,
   });
 
   const sweep = () => {
@@ -105,6 +143,7 @@ export async function openNode({
   });
   const timer = setInterval(sweep, SWEEP_INTERVAL_MS);
   timer.unref();
+  await tpm?.tryUnseal(seal);
 
   return {
     app,
@@ -112,12 +151,14 @@ export async function openNode({
     merkle,
     seal,
     keys,
+    tpm,
     async close() {
       clearInterval(timer);
       collector?.stop();
       merkle.stop();
       seal.shutdown();
       identity.dispose();
+      await tpm?.keys.close();
       await store.close();
     },
   };

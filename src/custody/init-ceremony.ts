@@ -30,8 +30,10 @@ export interface CustodianInput {
 export interface NewCustody {
   config: SealConfig;
   shareFiles: ShareFile[];
-  /** Owns the new root key. */
+  /** Owns the new root key (used to seal the system secrets). */
   root: SoftwareKeyHandle;
+  /** A copy of the root key's bytes, for the node's protection level to take over. */
+  rootKey: Secret;
   auditKey: Secret;
   /** System secrets sealed under the root key (docs/FORMATS.md §4), by name: the audit HMAC and signing keys. */
   sealedSecrets: Record<string, Uint8Array>;
@@ -87,7 +89,7 @@ export async function makeCustody(
         "audit-key": await wrap(root, ROOT_KEY_NAME, 1, auditKey.reveal(), AUDIT_KEY_CONTEXT),
         [AUDIT_SIGNING_KEY]: await wrap(root, ROOT_KEY_NAME, 1, signingKey, AUDIT_SIGNING_KEY_CONTEXT),
       };
-      return { config, shareFiles, root, auditKey, sealedSecrets };
+      return { config, shareFiles, root, rootKey: Secret.of(rk.reveal().slice()), auditKey, sealedSecrets };
     } finally {
       zero(signingKey);
     }

@@ -12,12 +12,13 @@
  */
 import type { Auditor } from "../audit/auditor.js";
 import { durably } from "../audit/auditor.js";
-import { b64u, hex, randomBytes } from "../crypto/bytes.js";
+import { b64u, constantTimeEqual, hex, randomBytes } from "../crypto/bytes.js";
 import { unwrap } from "../crypto/envelope.js";
 import { generateX25519KeyPair } from "../crypto/hpke.js";
 import { type KeyHandle, SoftwareKeyHandle } from "../crypto/key-handle.js";
+import type { DisposableKeyHandle } from "../protect/levels.js";
 import { Secret } from "../crypto/secret.js";
-import { combineShares, KeyCheckError, verifyShareCommitment } from "../crypto/shamir.js";
+import { combineShares, KeyCheckError, keyCheckValue, verifyShareCommitment } from "../crypto/shamir.js";
 import { hashToken, newToken } from "../crypto/token.js";
 import { CustosError } from "../errors.js";
 import type { SealConfig, Store } from "../store/store.js";
@@ -78,13 +79,25 @@ export interface SealOptions {
   ceremonyIdleMs?: number;
   /** Signs unseal ceremonies (node-identity.ts); an ephemeral one when omitted (tests). */
   identity?: NodeIdentity;
+  /**
+   * Takes the reconstructed root key over (and disposes it): into the TPM on a
+   * node with one, into a SoftwareKeyHandle otherwise (the default). `source`
+   * says where the key came from, so a TPM seal is not re-sealed by itself.
+   */
+  protectRoot?: (rootKey: Secret, source: RootSource) => Promise<DisposableKeyHandle>;
+}
+
+export type RootSource = "init" | "custodians" | "tpm-seal";
+
+async function softwareRoot(rootKey: Secret): Promise<DisposableKeyHandle> {
+  return new SoftwareKeyHandle(rootKey);
 }
 
 type Listener = (root: KeyHandle) => Promise<void> | void;
 
 export class SealManager {
   #config: SealConfig | null;
-  #root: SoftwareKeyHandle | null = null;
+  #root: DisposableKeyHandle | null = null;
   #ceremony: Ceremony | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #onUnseal: Listener[] = [];
@@ -96,6 +109,7 @@ export class SealManager {
     config: SealConfig | null,
     private readonly ceremonyIdleMs: number,
     private readonly identity: NodeIdentity,
+    private readonly protectRoot: (rootKey: Secret, source: RootSource) => Promise<DisposableKeyHandle>,
   ) {
     this.#config = config;
   }
@@ -103,7 +117,8 @@ export class SealManager {
   static async open(store: Store, auditor: Auditor, options: SealOptions = {}): Promise<SealManager> {
     const idle = options.ceremonyIdleMs ?? DEFAULT_CEREMONY_IDLE_MS;
     const identity = options.identity ?? NodeIdentity.generate();
-    return new SealManager(store, auditor, await store.getSealConfig(), idle, identity);
+    const protect = options.protectRoot ?? softwareRoot;
+    return new SealManager(store, auditor, await store.getSealConfig(), idle, identity, protect);
   }
 
   onUnseal(listener: Listener): void {
@@ -166,11 +181,12 @@ export class SealManager {
     if (this.#config !== null) {
       throw new CustosError(409, "already_initialized", "custos is already initialised");
     }
-    const { config, shareFiles, root, auditKey, sealedSecrets } = await makeCustody(
+    const { config, shareFiles, root, rootKey, auditKey, sealedSecrets } = await makeCustody(
       threshold,
       custodians,
       this.identity.publicKey,
     );
+    root.dispose();
     const ids = custodians.map((c) => c.id);
     const initId = config.initId;
     try {
@@ -198,10 +214,10 @@ export class SealManager {
         ),
       );
       this.#config = config;
-      await this.#becomeUnsealed(root, auditKey);
+      await this.#becomeUnsealed(await this.protectRoot(rootKey, "init"), auditKey);
       return { initId, threshold, shareFiles, rootToken };
     } catch (err) {
-      root.dispose();
+      rootKey.dispose();
       auditKey.dispose();
       throw err;
     }
@@ -321,7 +337,39 @@ export class SealManager {
       throw new ShareRefusedError(custodians.join(", "), "key_check_failed");
     }
     this.#resetCeremony();
-    const root = new SoftwareKeyHandle(rk);
+    await this.#unsealWith(rk, "custodians", `unsealed by custodians ${custodians.join(", ")}`, requestId);
+  }
+
+  /**
+   * Unseals with a root key that came from elsewhere than this node's
+   * custodians (the TPM seal): it must pass the key check value of this
+   * node's init, and the event says where it came from.
+   */
+  unsealWithRootKey(rk: Secret, source: RootSource, reason: string): Promise<void> {
+    return this.#serially(async () => {
+      const config = this.#config;
+      if (!config) {
+        rk.dispose();
+        throw sealedOrUninitialised(false);
+      }
+      if (!this.sealed) {
+        rk.dispose();
+        return;
+      }
+      if (!constantTimeEqual(keyCheckValue(rk), b64u.decode(config.kcv, "kcv"))) {
+        rk.dispose();
+        await this.auditor.record(
+          this.auditor.event({ principal: "custos", operation: "sys.unseal", decision: "error", reason: `${source}: key check value mismatch` }),
+        );
+        throw new KeyCheckError();
+      }
+      this.#resetCeremony();
+      await this.#unsealWith(rk, source, reason);
+    });
+  }
+
+  async #unsealWith(rk: Secret, source: RootSource, reason: string, requestId?: string): Promise<void> {
+    const root = await this.protectRoot(rk, source);
     let auditKey: Secret | null = null;
     try {
       const sealed = await this.store.getSysSecret("audit-key");
@@ -333,7 +381,7 @@ export class SealManager {
             principal: "custos",
             operation: "sys.unseal",
             decision: "allow",
-            reason: `unsealed by custodians ${custodians.join(", ")}`,
+            reason,
             requestId,
           }),
         ]),
@@ -346,7 +394,7 @@ export class SealManager {
     }
   }
 
-  async #becomeUnsealed(root: SoftwareKeyHandle, auditKey: Secret): Promise<void> {
+  async #becomeUnsealed(root: DisposableKeyHandle, auditKey: Secret): Promise<void> {
     this.#root = root;
     this.auditor.setContextKey(auditKey);
     try {
@@ -365,6 +413,17 @@ export class SealManager {
         this.auditor.event({ principal, operation: "sys.seal", decision: "allow", requestId }),
       );
       this.#dropRoot();
+    });
+  }
+
+  /** Seals because the root key was lost under us (the TPM was reset): audited, with the reason. */
+  sealBecause(reason: string): Promise<void> {
+    return this.#serially(async () => {
+      if (this.sealed) return;
+      this.#dropRoot();
+      await this.auditor
+        .record(this.auditor.event({ principal: "custos", operation: "sys.seal", decision: "allow", reason }))
+        .catch(() => {}); // sealed either way; a failed write is in the operator log
     });
   }
 

@@ -13,11 +13,12 @@
 import type { Auditor, EventFields } from "../audit/auditor.js";
 import { durably } from "../audit/auditor.js";
 import { KEY_NAME_RE, ROOT_KEY_NAME, unwrap, wrap } from "../crypto/envelope.js";
-import { type KeyHandle, SoftwareKeyHandle } from "../crypto/key-handle.js";
+import type { KeyHandle } from "../crypto/key-handle.js";
+import { type DisposableKeyHandle, ProtectionLevels } from "../protect/levels.js";
 import { Secret } from "../crypto/secret.js";
 import type { SealManager } from "../custody/seal.js";
 import { CustosError } from "../errors.js";
-import type { KeyPatch, KeyRecord, KeyVersionRecord, Store } from "../store/store.js";
+import type { KeyPatch, KeyRecord, KeyVersionRecord, Protection, Store } from "../store/store.js";
 
 /** A key as the API describes it: its record and its versions, never material. */
 export interface KeyInfo extends KeyRecord {
@@ -36,7 +37,7 @@ export type AuditBase = Pick<EventFields, "principal" | "requestId">;
 interface CachedKey {
   record: KeyRecord;
   versions: Map<number, KeyVersionRecord>;
-  handles: Map<number, SoftwareKeyHandle>;
+  handles: Map<number, DisposableKeyHandle>;
   /** Set after a durable change: re-read metadata, keep the unsealed handles. */
   stale: boolean;
 }
@@ -57,13 +58,20 @@ export class KeyRing {
     private readonly seal: SealManager,
     private readonly auditor: Auditor,
     private readonly destructionWaitSeconds: number,
+    private readonly levels: ProtectionLevels = new ProtectionLevels(),
   ) {
     seal.onSeal(() => this.#dropAll());
   }
 
-  async create(name: string, rotationPeriodSeconds: number | null, who: AuditBase): Promise<KeyInfo> {
+  async create(
+    name: string,
+    rotationPeriodSeconds: number | null,
+    who: AuditBase,
+    protection: Protection = this.levels.preferred,
+  ): Promise<KeyInfo> {
     assertKeyName(name);
     assertRotationPeriod(rotationPeriodSeconds);
+    this.levels.assertAvailable(protection);
     return this.#locked(name, async () => {
       if ((await this.store.getKey(name)) !== null) {
         throw new CustosError(409, "key_exists", `key '${name}' already exists`);
@@ -72,7 +80,7 @@ export class KeyRing {
       const version = await this.#newVersion(name, 1, now);
       const record: KeyRecord = {
         name,
-        protection: "software",
+        protection,
         state: "enabled",
         latestVersion: 1,
         minDecryptionVersion: 1,
@@ -299,7 +307,13 @@ export class KeyRing {
       throw new KeyUseError("unknown_version", `key '${name}' has no usable version ${v}`);
     }
     const material = await unwrap(this.seal.root(), stored.sealedMaterial, materialContext(name, v));
-    const handle = new SoftwareKeyHandle(Secret.of(material));
+    const handle = await this.levels.load(key.record.protection, Secret.of(material));
+    // Another request may have loaded the same version meanwhile: keep one, release the other.
+    const raced = key.handles.get(v);
+    if (raced) {
+      handle.dispose();
+      return { record: key.record, version: v, handle: raced };
+    }
     key.handles.set(v, handle);
     return { record: key.record, version: v, handle };
   }

@@ -10,7 +10,7 @@
 import type Database from "better-sqlite3";
 import type { WriterOptions } from "./sqlite-protocol.js";
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const SCHEMA_V1 = `
 CREATE TABLE seal_config (
@@ -31,7 +31,7 @@ CREATE TABLE sys_secrets (
 
 CREATE TABLE keys (
   name                   TEXT PRIMARY KEY,
-  protection             TEXT    NOT NULL CHECK (protection IN ('software')),
+  protection             TEXT    NOT NULL CHECK (protection IN ('software', 'tpm')),
   state                  TEXT    NOT NULL
                          CHECK (state IN ('enabled', 'disabled', 'pending-destruction', 'destroyed')),
   latest_version         INTEGER NOT NULL CHECK (latest_version >= 1),
@@ -117,6 +117,27 @@ CREATE TABLE audit_cosignatures (
 CREATE INDEX audit_cosignatures_size ON audit_cosignatures (size);
 `;
 
+// Version 3: the TPM protection level. SQLite cannot alter a CHECK, so a file
+// made by version 1 or 2 gets its keys table rebuilt (SQLite's documented
+// procedure: foreign keys off, copy, drop, rename, foreign_key_check). A fresh
+// file is made with the new CHECK in SCHEMA_V1 directly.
+const KEYS_V3 = SCHEMA_V1.slice(SCHEMA_V1.indexOf("CREATE TABLE keys ("), SCHEMA_V1.indexOf(") STRICT;", SCHEMA_V1.indexOf("CREATE TABLE keys (")) + 9);
+
+function migrateToV3(db: Database.Database): void {
+  db.pragma("foreign_keys = OFF");
+  try {
+    db.transaction(() => {
+      db.exec(KEYS_V3.replace("CREATE TABLE keys (", "CREATE TABLE keys_v3 ("));
+      db.exec("INSERT INTO keys_v3 SELECT * FROM keys; DROP TABLE keys; ALTER TABLE keys_v3 RENAME TO keys;");
+      const broken = db.pragma("foreign_key_check") as unknown[];
+      if (broken.length) throw new Error("schema migration to version 3 broke foreign keys; nothing was changed");
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }).immediate();
+  } finally {
+    db.pragma("foreign_keys = ON");
+  }
+}
+
 /** Settings for the writer connection: WAL, and a commit is durable when it returns. */
 export function configureWriter(db: Database.Database, options: WriterOptions): void {
   const mode = db.pragma("journal_mode = WAL", { simple: true });
@@ -143,8 +164,11 @@ export function migrate(db: Database.Database): void {
   if (version === 1) {
     db.transaction(() => {
       db.exec(SCHEMA_V2);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      db.pragma("user_version = 2");
     }).immediate();
+  }
+  if (version === 1 || version === 2) {
+    migrateToV3(db);
     return;
   }
   if (version !== 0) {

@@ -11,7 +11,7 @@
 import type { AuditDecision, AuditEventInput, ChainedAuditEvent } from "../audit/event.js";
 
 export type KeyState = "enabled" | "disabled" | "pending-destruction" | "destroyed";
-export type Protection = "software";
+export type Protection = "software" | "tpm";
 
 export interface CustodianRecord {
   id: string;

@@ -30,7 +30,7 @@ export function keyRoutes(app: OpenAPIHono, { keys }: AppDeps, gate: Gate): void
     }),
     async (c) => {
       const body = c.req.valid("json");
-      return c.json(await keys.create(body.name, body.rotationPeriodSeconds, who(c)), 201);
+      return c.json(await keys.create(body.name, body.rotationPeriodSeconds, who(c), body.protection), 201);
     },
   );
 

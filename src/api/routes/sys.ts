@@ -18,7 +18,12 @@ const errors = {
   },
 };
 
-export function sysRoutes(app: OpenAPIHono, { seal }: AppDeps, gate: Gate): void {
+export function sysRoutes(app: OpenAPIHono, { seal, tpm }: AppDeps, gate: Gate): void {
+  const status = () => ({
+    ...seal.status(),
+    protection: tpm ? ("tpm" as const) : ("software" as const),
+    ...(tpm ? { tpmSeal: tpm.statusNow() } : {}),
+  });
   app.openapi(
     createRoute({
       method: "get",
@@ -29,7 +34,7 @@ export function sysRoutes(app: OpenAPIHono, { seal }: AppDeps, gate: Gate): void
         200: { description: "Seal status", content: { "application/json": { schema: SealStatusSchema } } },
       },
     }),
-    (c) => c.json(seal.status(), 200),
+    (c) => c.json(status(), 200),
   );
 
   app.openapi(

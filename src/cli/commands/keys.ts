@@ -46,12 +46,14 @@ export function keyCommands(program: Command, client: () => Client): void {
     .command("create <name>")
     .description("create a key")
     .option("--rotation-period <seconds>", "rotate automatically after this many seconds", Number)
+    .option("--protection <level>", "software or tpm (default: tpm on a node with a TPM)")
     .option(...formatOption)
-    .action(async (name: string, opts: { rotationPeriod?: number; format: string }) => {
+    .action(async (name: string, opts: { rotationPeriod?: number; protection?: string; format: string }) => {
       const format = asFormat(opts.format);
       const info = await client().request<KeyInfo>("POST", "/v1/keys", {
         name,
         ...(opts.rotationPeriod !== undefined ? { rotationPeriodSeconds: opts.rotationPeriod } : {}),
+        ...(opts.protection !== undefined ? { protection: opts.protection } : {}),
       });
       print(format, info, () => `Created key ${name}.\n${describeKey(info)}`);
     });

@@ -5,10 +5,11 @@
  * data, unsealed automatically, the root token printed — and loudly not for
  * production, since whoever reads that directory holds the root key.
  */
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import pino from "pino";
 import { type CustosNode, listen, openNode } from "../../api/server.js";
@@ -63,6 +64,12 @@ export function serverCommand(program: Command): void {
       "--clear-context-keys <k,...>",
       "context keys whose values the audit log keeps in the clear; every other key is HMAC'd ('' for none; default institution,department)",
     )
+    .option("--tpm <address>", "this node's TPM: swtpm:HOST:PORT or device:/dev/tpmrm0 (default: CUSTOS_TPM)")
+    .option("--no-tpm", "in --dev mode, do not start a swtpm even if it is installed")
+    .option(
+      "--tpm-seal [pcrs]",
+      "seal the root key to the TPM at the next unseal (comma-separated SHA-256 PCRs, default 7), so restarts need no custodians",
+    )
     .option("--log-level <level>", "pino log level", "info")
     .action(
       async (opts: {
@@ -76,6 +83,8 @@ export function serverCommand(program: Command): void {
         witnessInterval: number;
         identifyingContextKeys?: string;
         clearContextKeys?: string;
+        tpm?: string | false;
+        tpmSeal?: string | true;
         logLevel: string;
       }) => {
         if (!opts.dev && !opts.dataDir)
@@ -93,11 +102,40 @@ export function serverCommand(program: Command): void {
         process.umask(0o077);
         const log = pino({ level: opts.logLevel }, pino.destination(2));
         const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "custos-dev-"));
-        const node = await openNode({ dataDir, destructionWaitSeconds: wait, log, witnesses, auditContext });
+        const tpmSealPcrs =
+          opts.tpmSeal === undefined ? null : parsePcrs(opts.tpmSeal === true ? "7" : opts.tpmSeal);
+        let tpm = opts.tpm === false ? undefined : (opts.tpm ?? process.env.CUSTOS_TPM);
+        let devSwtpm: string | null = null;
+        if (opts.dev && tpm === undefined && opts.tpm !== false && swtpmInstalled()) {
+          devSwtpm = join(dataDir, "swtpm");
+          tpm = startDevSwtpm(devSwtpm);
+        }
+        if (tpmSealPcrs && !tpm) throw new CliError("--tpm-seal needs a TPM (--tpm ADDRESS)", EXIT.usage);
+        let node: CustosNode;
+        try {
+          node = await openNode({ dataDir, destructionWaitSeconds: wait, log, witnesses, auditContext, tpm });
+        } catch (err) {
+          if (devSwtpm) stopDevSwtpm(devSwtpm);
+          throw err;
+        }
+        if (tpmSealPcrs) node.tpm?.enable(tpmSealPcrs, "operator");
+        if (node.tpm && node.seal.initialized && node.seal.sealed) {
+          const why = node.tpm.statusNow().lastError;
+          if (why) process.stderr.write(`custos: starting sealed: ${why}\n`);
+        }
         const running = await listen(node, host, port);
         let rootToken: string | null = null;
         if (opts.dev) rootToken = await devBootstrap(node, dataDir, opts.devRootToken);
-        log.info({ url: running.url, dataDir, sealed: node.seal.sealed }, "custos listening");
+        log.info(
+          {
+            url: running.url,
+            dataDir,
+            sealed: node.seal.sealed,
+            tpm: tpm ?? null,
+            tpmSeal: node.tpm?.statusNow().state ?? "off",
+          },
+          "custos listening",
+        );
         if (opts.dev) {
           process.stdout.write(
             [
@@ -120,15 +158,55 @@ export function serverCommand(program: Command): void {
         process.stdout.write(`custos listening on ${running.url} (data in ${dataDir})\n`);
         const stop = (signal: string) => {
           log.info({ signal }, "shutting down");
-          running.close().then(
-            () => process.exit(0),
-            () => process.exit(1),
-          );
+          running
+            .close()
+            .finally(() => {
+              if (devSwtpm) stopDevSwtpm(devSwtpm);
+            })
+            .then(
+              () => process.exit(0),
+              () => process.exit(1),
+            );
         };
         process.once("SIGINT", () => stop("SIGINT"));
         process.once("SIGTERM", () => stop("SIGTERM"));
       },
     );
+}
+
+const SWTPM_SCRIPT = resolve(import.meta.dirname, "../../../hsm-sim/swtpm.sh");
+
+function swtpmInstalled(): boolean {
+  try {
+    execFileSync("sh", ["-c", "command -v swtpm"], { stdio: "ignore" });
+    return existsSync(SWTPM_SCRIPT);
+  } catch {
+    return false;
+  }
+}
+
+/** A swtpm for the dev server, in DATA/swtpm, through the same script tests and CI use. */
+function startDevSwtpm(dir: string): string {
+  const out = execFileSync(SWTPM_SCRIPT, ["start", dir], { encoding: "utf8" });
+  const m = /CUSTOS_TPM=(\S+)/.exec(out);
+  if (!m) throw new CliError(`hsm-sim/swtpm.sh printed no address: ${out}`, EXIT.unavailable);
+  return m[1] as string;
+}
+
+function stopDevSwtpm(dir: string): void {
+  try {
+    execFileSync(SWTPM_SCRIPT, ["stop", dir], { stdio: "ignore" });
+  } catch {
+    // Best effort at shutdown.
+  }
+}
+
+function parsePcrs(value: string): number[] {
+  const pcrs = value.split(",").map((p) => Number(p.trim()));
+  if (pcrs.length === 0 || pcrs.some((p) => !Number.isInteger(p) || p < 0 || p > 23)) {
+    throw new CliError(`--tpm-seal '${value}' must be PCR indices 0..23, comma-separated`, EXIT.usage);
+  }
+  return pcrs;
 }
 
 /** The audit context configuration from the comma-separated flags, checked before the node opens. */
