@@ -16,11 +16,11 @@ import { b64u, constantTimeEqual, hex, randomBytes } from "../crypto/bytes.js";
 import { unwrap } from "../crypto/envelope.js";
 import { generateX25519KeyPair } from "../crypto/hpke.js";
 import { type KeyHandle, SoftwareKeyHandle } from "../crypto/key-handle.js";
-import type { DisposableKeyHandle } from "../protect/levels.js";
 import { Secret } from "../crypto/secret.js";
 import { combineShares, KeyCheckError, keyCheckValue, verifyShareCommitment } from "../crypto/shamir.js";
 import { hashToken, newToken } from "../crypto/token.js";
 import { CustosError } from "../errors.js";
+import type { DisposableKeyHandle } from "../protect/levels.js";
 import type { SealConfig, Store } from "../store/store.js";
 import { AUDIT_KEY_CONTEXT, type CustodianInput, makeCustody } from "./init-ceremony.js";
 import { NodeIdentity } from "./node-identity.js";
@@ -359,7 +359,12 @@ export class SealManager {
       if (!constantTimeEqual(keyCheckValue(rk), b64u.decode(config.kcv, "kcv"))) {
         rk.dispose();
         await this.auditor.record(
-          this.auditor.event({ principal: "custos", operation: "sys.unseal", decision: "error", reason: `${source}: key check value mismatch` }),
+          this.auditor.event({
+            principal: "custos",
+            operation: "sys.unseal",
+            decision: "error",
+            reason: `${source}: key check value mismatch`,
+          }),
         );
         throw new KeyCheckError();
       }

@@ -14,10 +14,10 @@ import type { Auditor, EventFields } from "../audit/auditor.js";
 import { durably } from "../audit/auditor.js";
 import { KEY_NAME_RE, ROOT_KEY_NAME, unwrap, wrap } from "../crypto/envelope.js";
 import type { KeyHandle } from "../crypto/key-handle.js";
-import { type DisposableKeyHandle, ProtectionLevels } from "../protect/levels.js";
 import { Secret } from "../crypto/secret.js";
 import type { SealManager } from "../custody/seal.js";
 import { CustosError } from "../errors.js";
+import { type DisposableKeyHandle, ProtectionLevels } from "../protect/levels.js";
 import type { KeyPatch, KeyRecord, KeyVersionRecord, Protection, Store } from "../store/store.js";
 
 /** A key as the API describes it: its record and its versions, never material. */
