@@ -27,7 +27,11 @@ export class ProtectionLevels {
   /** Refuses, with a 400 the caller can act on, a level this node does not have. */
   assertAvailable(level: Protection): void {
     if (level === "tpm" && !this.tpm) {
-      throw new CustosError(400, "protection_unavailable", "this node has no TPM (start the server with --tpm)");
+      throw new CustosError(
+        400,
+        "protection_unavailable",
+        "this node has no TPM (start the server with --tpm)",
+      );
     }
   }
 

@@ -121,7 +121,10 @@ CREATE INDEX audit_cosignatures_size ON audit_cosignatures (size);
 // made by version 1 or 2 gets its keys table rebuilt (SQLite's documented
 // procedure: foreign keys off, copy, drop, rename, foreign_key_check). A fresh
 // file is made with the new CHECK in SCHEMA_V1 directly.
-const KEYS_V3 = SCHEMA_V1.slice(SCHEMA_V1.indexOf("CREATE TABLE keys ("), SCHEMA_V1.indexOf(") STRICT;", SCHEMA_V1.indexOf("CREATE TABLE keys (")) + 9);
+const KEYS_V3 = SCHEMA_V1.slice(
+  SCHEMA_V1.indexOf("CREATE TABLE keys ("),
+  SCHEMA_V1.indexOf(") STRICT;", SCHEMA_V1.indexOf("CREATE TABLE keys (")) + 9,
+);
 
 function migrateToV3(db: Database.Database): void {
   db.pragma("foreign_keys = OFF");
@@ -130,7 +133,8 @@ function migrateToV3(db: Database.Database): void {
       db.exec(KEYS_V3.replace("CREATE TABLE keys (", "CREATE TABLE keys_v3 ("));
       db.exec("INSERT INTO keys_v3 SELECT * FROM keys; DROP TABLE keys; ALTER TABLE keys_v3 RENAME TO keys;");
       const broken = db.pragma("foreign_key_check") as unknown[];
-      if (broken.length) throw new Error("schema migration to version 3 broke foreign keys; nothing was changed");
+      if (broken.length)
+        throw new Error("schema migration to version 3 broke foreign keys; nothing was changed");
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();
   } finally {

@@ -32,7 +32,9 @@ export const skipSwtpm = !installed && !ci;
 export const skipTpm2Tools = !(installed && toolsInstalled) && !ci;
 
 if (skipSwtpm) {
-  console.warn("\n*** SKIPPING TPM TESTS: swtpm is not installed (Debian: apt-get install swtpm swtpm-tools tpm2-tools) ***\n");
+  console.warn(
+    "\n*** SKIPPING TPM TESTS: swtpm is not installed (Debian: apt-get install swtpm swtpm-tools tpm2-tools) ***\n",
+  );
 } else if (skipTpm2Tools) {
   console.warn("\n*** SKIPPING tpm2-tools INTEROPERABILITY TESTS: tpm2-tools is not installed ***\n");
 }
