@@ -419,6 +419,25 @@ describe.skipIf(skipSwtpm)("TPM commands against swtpm", () => {
     await expect(evictControl(tpm, password(), srk, 0x8180_0000)).rejects.toThrow(RangeError);
   });
 
+  it("pcrRead asks again until all 24 PCRs are answered (a TPM returns at most 8 digests per PCR_Read)", async () => {
+    const all = await pcrRead(
+      tpm,
+      TPM_ALG.SHA256,
+      Array.from({ length: 24 }, (_, i) => i),
+    );
+    expect([...all.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 24 }, (_, i) => i));
+    for (const v of all.values()) expect(v).toHaveLength(32);
+    const one = await pcrRead(tpm, TPM_ALG.SHA256, [PCR]);
+    expect(hex(all.get(PCR) as Uint8Array)).toBe(hex(one.get(PCR) as Uint8Array));
+  });
+
+  it("startAuthSession refuses a salt key that is not an ECC P-256 key before asking the TPM", async () => {
+    const before = sends;
+    const notEcc = { ...srk, pub: hmacKeyTemplate() };
+    await expect(startAuthSession(tpm, notEcc, "hmac")).rejects.toThrow(TpmFormatError);
+    expect(sends).toBe(before);
+  });
+
   it("TPM2_HMAC over a full TPM2B_MAX_BUFFER (1024 bytes) works; 1025 bytes is refused before it is sent", async () => {
     const key = new Uint8Array(32).fill(0x61);
     const obj = await createLoaded(hmacKeyTemplate(), { userAuth: EMPTY, data: key });

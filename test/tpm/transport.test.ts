@@ -121,6 +121,30 @@ describe("TpmClient retry (fake Transport: a unit test of our loop)", () => {
   });
 });
 
+describe("TpmClient sections (fake Transport)", () => {
+  it("an exclusive section's executor cannot be used after the section ends", async () => {
+    const client = new TpmClient(scripted([randomReply([1])]));
+    let leaked: Parameters<Parameters<TpmClient["exclusive"]>[0]>[0] | undefined;
+    await client.exclusive(async (x) => {
+      leaked = x;
+      await getRandom(x, 1);
+    });
+    await expect(getRandom(leaked as NonNullable<typeof leaked>, 1)).rejects.toThrow(
+      /after its exclusive section ended/,
+    );
+  });
+
+  it("a failed section does not block the queue, and close() waits for queued commands", async () => {
+    const t = scripted([randomReply([1])]);
+    const client = new TpmClient(t);
+    await expect(client.exclusive(async () => Promise.reject(new Error("boom")))).rejects.toThrow("boom");
+    const pending = getRandom(client, 1);
+    await client.close();
+    expect(hex(await pending)).toBe("01");
+    expect(t.sent).toHaveLength(1);
+  });
+});
+
 describe("transportFromAddress", () => {
   it("parses swtpm:HOST:PORT and device:/PATH and refuses anything else", () => {
     expect(transportFromAddress("swtpm:127.0.0.1:2321")).toBeInstanceOf(SwtpmTransport);
