@@ -19,13 +19,19 @@ import {
 import { verifyCeremony } from "../../custody/node-identity.js";
 import type { SealStatus } from "../../custody/seal.js";
 import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
+import type { TpmSealStatus } from "../../custody/tpm-custody.js";
 import { CliError, type Client, EXIT } from "../client.js";
 import { asFormat, collect, print, readJsonFile, readPassphrase, writeNewFile } from "../io.js";
+import { describeTpmSeal } from "./tpm.js";
 
-export function describeStatus(s: SealStatus): string {
+export function describeStatus(s: SealStatus & { protection?: string; tpmSeal?: TpmSealStatus }): string {
   if (!s.initialized) return "custos is not initialised: run custos operator init";
   const lines = [
     `Sealed:        ${s.sealed}`,
+    ...(s.protection
+      ? [`Root key in:   ${s.protection === "tpm" ? "this node's TPM" : "process memory"}`]
+      : []),
+    ...(s.tpmSeal ? [describeTpmSeal(s.tpmSeal)] : []),
     `Threshold:     ${s.threshold} of ${s.shares}`,
     `Init id:       ${s.initId}`,
     `Custodians:    ${s.custodians.join(", ")}`,
@@ -263,9 +269,14 @@ export function custodyCommands(program: Command, client: () => Client): void {
     .option("--format <format>", "text or json", "text")
     .action(async (opts: { format: string }) => {
       const format = asFormat(opts.format);
-      const status = await client().request<SealStatus>("GET", "/v1/sys/seal-status", undefined, {
-        auth: false,
-      });
+      const status = await client().request<SealStatus & { tpmSeal?: TpmSealStatus }>(
+        "GET",
+        "/v1/sys/seal-status",
+        undefined,
+        {
+          auth: false,
+        },
+      );
       print(format, status, () => describeStatus(status));
     });
 }
