@@ -253,6 +253,27 @@ describe.skipIf(skipSwtpm)("TPM commands against swtpm", () => {
     );
   });
 
+  it("CreatePrimary with a password and a separate session encrypting inSensitive: the new key's authValue takes effect", async () => {
+    const auth = new TextEncoder().encode("primary-auth");
+    const key = await createPrimary(tpm, {
+      hierarchy: TPM_RH.NULL,
+      auth: password(),
+      template: hmacKeyTemplateOrigin(),
+      sensitive: { userAuth: auth, data: EMPTY },
+      encryptWith: s,
+    });
+    try {
+      const mac = await hmac(tpm, key, password(auth), Uint8Array.of(1), s);
+      expect(mac).toHaveLength(32);
+      expect(hex(await hmac(tpm, key, viaS(auth), Uint8Array.of(1), s))).toBe(hex(mac));
+      const e = await rejection(hmac(tpm, key, password(EMPTY), Uint8Array.of(1), s));
+      expect(e.is("BAD_AUTH")).toBe(true);
+      expect(e.decoded.subject).toEqual({ kind: "session", index: 1 });
+    } finally {
+      await flushContext(tpm, key.handle);
+    }
+  });
+
   it("TPM2_HMAC with a wrong authValue is TPM_RC_BAD_AUTH on session 1, and the session still works after", async () => {
     const auth = Uint8Array.of(1, 2, 3, 4);
     const obj = await createLoaded(hmacKeyTemplate(), { userAuth: auth, data: new Uint8Array(32).fill(3) });
