@@ -115,10 +115,17 @@ export interface CustosOptions {
   dataDir: string;
   /** Extra node flags before bin/custos.js (e.g. --cpu-prof). */
   nodeFlags?: string[];
+  /** Flags for `custos server`; default `--no-tpm`, so the dev server does not start a swtpm of its own. */
+  serverFlags?: string[];
 }
 
-/** `node bin/custos.js server --dev --dev-root-token T --data-dir D --listen 127.0.0.1:0 --log-level warn` */
-export function custosArgs({ rootToken, dataDir, nodeFlags = [] }: CustosOptions): string[] {
+/** `node bin/custos.js server --dev --dev-root-token T --data-dir D --listen 127.0.0.1:0 --log-level warn --no-tpm` */
+export function custosArgs({
+  rootToken,
+  dataDir,
+  nodeFlags = [],
+  serverFlags = ["--no-tpm"],
+}: CustosOptions): string[] {
   return [
     ...nodeFlags,
     CUSTOS_BIN,
@@ -132,6 +139,7 @@ export function custosArgs({ rootToken, dataDir, nodeFlags = [] }: CustosOptions
     "127.0.0.1:0",
     "--log-level",
     "warn",
+    ...serverFlags,
   ];
 }
 
