@@ -14,8 +14,8 @@
  * all, a fresh Buffer for every digest (about 1 µs each, three per event).
  * So each hash is one `crypto.hash` call over a reused scratch buffer, and
  * digests come back as strings — hex for the chain, compared with the stored
- * hex as is; "binary" (latin1, one char per byte) for leaves and Merkle nodes, written
- * back into a scratch buffer for the next node. Each link is checked against
+ * hex as is; "binary" (latin1, one char per byte) for leaves and Merkle
+ * nodes, written back into a scratch buffer for the next node. Each link is checked against
  * the stored hash before it, which equals the recomputed one until the first
  * break, so the first bad event is the same as with a recomputed chain.
  */
