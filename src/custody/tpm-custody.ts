@@ -135,7 +135,7 @@ export class TpmCustody {
     const file = this.#file;
     if (file && source !== "tpm-seal") {
       try {
-        const record = await sealToTpm(this.keys.client, Secret.of(rootKey.reveal().slice()), {
+        const record = await sealToTpm(this.keys.roomy, Secret.of(rootKey.reveal().slice()), {
           pcrs: file.pcrs,
         });
         this.#write({ ...file, state: "active", record });
@@ -157,7 +157,7 @@ export class TpmCustody {
     const record = this.#file?.state === "active" ? this.#file.record : null;
     if (!record || !seal.sealed || !seal.initialized) return false;
     try {
-      const rk = await unsealFromTpm(this.keys.client, record as TpmSealRecord);
+      const rk = await unsealFromTpm(this.keys.roomy, record as TpmSealRecord);
       await seal.unsealWithRootKey(
         rk,
         "tpm-seal",
@@ -177,6 +177,15 @@ export class TpmCustody {
     const list = PcrList.safeParse([...new Set(pcrs)].sort((a, b) => a - b));
     if (!list.success)
       throw new CustosError(400, "invalid_pcrs", "pcrs must be 1 to 24 PCR indices in 0..23");
+    // PCR 16 (debug) and 23 (application) can be reset by any software on the machine.
+    const resettable = list.data.filter((p) => p === 16 || p === 23);
+    if (resettable.length) {
+      throw new CustosError(
+        400,
+        "invalid_pcrs",
+        `PCR ${resettable.join(", ")} can be reset by software; a seal bound to it protects nothing`,
+      );
+    }
     const same = this.#file?.state === "active" && this.#file.pcrs.join() === list.data.join();
     if (!same) {
       this.#write({
@@ -213,7 +222,7 @@ export class TpmCustody {
   async status(): Promise<TpmSealStatus> {
     const record = this.#file?.state === "active" ? this.#file.record : null;
     if (!record) return this.statusNow();
-    const changed = await changedPcrs(this.keys.client, record as TpmSealRecord).catch(() => null);
+    const changed = await changedPcrs(this.keys.roomy, record as TpmSealRecord).catch(() => null);
     return this.statusNow(changed);
   }
 }

@@ -10,7 +10,7 @@
  */
 import { b64u, constantTimeEqual, hex, u32be } from "../crypto/bytes.js";
 import { Secret } from "../crypto/secret.js";
-import type { TpmClient, TpmExec } from "../tpm/client.js";
+import type { TpmExec } from "../tpm/client.js";
 import type { Authorization } from "../tpm/command.js";
 import { create } from "../tpm/commands/create.js";
 import { createPrimary } from "../tpm/commands/create-primary.js";
@@ -124,6 +124,11 @@ async function withSession<T>(
   }
 }
 
+/** Runs a sequence of commands with the TPM to itself: a TpmClient, or TpmKeys making room first. */
+export interface TpmRunner {
+  exclusive<T>(fn: (x: TpmExec) => Promise<T>): Promise<T>;
+}
+
 export interface SealOptions {
   pcrs: number[];
   /** Also require this authValue (PolicyAuthValue); trailing zero bytes are refused. */
@@ -132,7 +137,7 @@ export interface SealOptions {
 }
 
 /** Seals `secret` (at most 128 bytes) to this TPM under the PCRs' current values. */
-export async function sealToTpm(tpm: TpmClient, secret: Secret, opts: SealOptions): Promise<TpmSealRecord> {
+export async function sealToTpm(tpm: TpmRunner, secret: Secret, opts: SealOptions): Promise<TpmSealRecord> {
   const pcrs = [...new Set(opts.pcrs)].sort((a, b) => a - b);
   if (pcrs.length === 0) throw new RangeError("select at least one PCR");
   if (opts.authValue?.length && opts.authValue[opts.authValue.length - 1] === 0) {
@@ -179,7 +184,7 @@ export async function sealToTpm(tpm: TpmClient, secret: Secret, opts: SealOption
 
 /** Opens a TPM seal on this TPM. Throws PcrMismatchError naming the changed PCRs, WrongTpmError for another TPM. */
 export async function unsealFromTpm(
-  tpm: TpmClient,
+  tpm: TpmRunner,
   record: TpmSealRecord,
   authValue?: Uint8Array,
 ): Promise<Secret> {
@@ -229,7 +234,7 @@ export async function unsealFromTpm(
 }
 
 /** Current values of the record's PCRs that differ from the sealed ones (for `tpm-seal status`). */
-export async function changedPcrs(tpm: TpmClient, record: TpmSealRecord): Promise<number[]> {
+export async function changedPcrs(tpm: TpmRunner, record: TpmSealRecord): Promise<number[]> {
   const now = await tpm.exclusive((x) => pcrRead(x, TPM_ALG.SHA256, record.pcrs));
   return record.pcrs.filter((p) => hex.encode(now.get(p) as Uint8Array) !== record.pcrValues[String(p)]);
 }

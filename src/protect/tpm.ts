@@ -119,6 +119,21 @@ export class TpmKeys {
     }
   }
 
+  /**
+   * Runs `fn` with the TPM to itself after flushing every loaded key (they
+   * reload on demand): the TPM seal needs the SRK and its sealed object
+   * loaded beside our primary, and TPMs have as few as three object slots.
+   */
+  withRoom<T>(fn: (x: TpmExec) => Promise<T>): Promise<T> {
+    return this.client.exclusive(async (x) => {
+      while (await this.#evictOne(x)) {}
+      return fn(x);
+    });
+  }
+
+  /** A TpmRunner (tpm-seal.ts) that makes room first. */
+  readonly roomy = { exclusive: <T>(fn: (x: TpmExec) => Promise<T>) => this.withRoom(fn) };
+
   /** `prf` of a handle: TPM2_HMAC, loading the key first if it was evicted. */
   async hmac(handle: TpmKeyHandle, input: Uint8Array): Promise<Uint8Array> {
     abytes(input, "input");
