@@ -23,7 +23,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Secret } from "../src/crypto/secret.js";
-import { eccStorageTemplate } from "../src/protect/templates.js";
+import { eccStorageTemplate, hmacKeyTemplate } from "../src/protect/templates.js";
 import { TpmKeys } from "../src/protect/tpm.js";
 import { TpmClient } from "../src/tpm/client.js";
 import { create } from "../src/tpm/commands/create.js";
@@ -57,19 +57,7 @@ async function rawHmacPerSecond(port: number, seconds: number): Promise<number> 
     const created = await create(x, {
       parent: primary,
       auth: pw,
-      template: {
-        type: "keyedhash",
-        nameAlg: TPM_ALG.SHA256,
-        objectAttributes:
-          TPMA_OBJECT.fixedTPM |
-          TPMA_OBJECT.fixedParent |
-          TPMA_OBJECT.userWithAuth |
-          TPMA_OBJECT.noDA |
-          TPMA_OBJECT.sign,
-        authPolicy: EMPTY,
-        scheme: "hmac-sha256",
-        unique: EMPTY,
-      },
+      template: hmacKeyTemplate(),
       sensitive: { userAuth: EMPTY, data: new Uint8Array(32).fill(1) },
       encryptWith: session,
     });

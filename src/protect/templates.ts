@@ -4,7 +4,7 @@
  * (docs/FORMATS.md §10).
  */
 import { TPM_ALG, TPM_ECC, TPMA_OBJECT } from "../tpm/constants.js";
-import { AES128_CFB, type EccPublic } from "../tpm/structures.js";
+import { AES128_CFB, type EccPublic, type KeyedHashPublic } from "../tpm/structures.js";
 
 /**
  * The TCG standard ECC P-256 storage key template (TCG TPM v2.0 Provisioning
@@ -37,3 +37,20 @@ export function eccStorageTemplate(): EccPublic {
 
 export const SRK_ATTRIBUTES_TPM2_TOOLS =
   "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt";
+
+/** A key at the TPM protection level (FORMATS §10.2): fixed to this TPM and parent, used with its authValue, signing (HMAC) only. */
+export function hmacKeyTemplate(): KeyedHashPublic {
+  return {
+    type: "keyedhash",
+    nameAlg: TPM_ALG.SHA256,
+    objectAttributes:
+      TPMA_OBJECT.fixedTPM |
+      TPMA_OBJECT.fixedParent |
+      TPMA_OBJECT.userWithAuth |
+      TPMA_OBJECT.noDA |
+      TPMA_OBJECT.sign,
+    authPolicy: new Uint8Array(0),
+    scheme: "hmac-sha256",
+    unique: new Uint8Array(0),
+  };
+}

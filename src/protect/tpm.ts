@@ -28,11 +28,11 @@ import { hmac } from "../tpm/commands/hmac.js";
 import { load } from "../tpm/commands/load.js";
 import { readPublicArea } from "../tpm/commands/read-public.js";
 import { startAuthSession } from "../tpm/commands/start-auth-session.js";
-import { LIMITS, TPM_ALG, TPM_PT, TPM_RH, TPMA_OBJECT } from "../tpm/constants.js";
+import { LIMITS, TPM_PT, TPM_RH } from "../tpm/constants.js";
 import type { LoadedObject } from "../tpm/object.js";
 import { TpmError, TpmUnavailableError } from "../tpm/rc.js";
 import type { AuthSession } from "../tpm/session.js";
-import { eccStorageTemplate } from "./templates.js";
+import { eccStorageTemplate, hmacKeyTemplate } from "./templates.js";
 
 /** The TPM was reset since this key was loaded: the key is gone; the node must be unsealed again. */
 export class TpmResetError extends TpmUnavailableError {
@@ -41,21 +41,6 @@ export class TpmResetError extends TpmUnavailableError {
 
 const EMPTY = new Uint8Array(0);
 const PASSWORD_EMPTY: Authorization = { kind: "password", authValue: EMPTY };
-
-/** HMAC key objects: fixed to this TPM and parent, usable with their authValue, signing only. */
-const HMAC_KEY_TEMPLATE = {
-  type: "keyedhash",
-  nameAlg: TPM_ALG.SHA256,
-  objectAttributes:
-    TPMA_OBJECT.fixedTPM |
-    TPMA_OBJECT.fixedParent |
-    TPMA_OBJECT.userWithAuth |
-    TPMA_OBJECT.noDA |
-    TPMA_OBJECT.sign,
-  authPolicy: EMPTY,
-  scheme: "hmac-sha256",
-  unique: EMPTY,
-} as const;
 
 interface Ready {
   primary: LoadedObject;
@@ -107,7 +92,7 @@ export class TpmKeys {
           create(x, {
             parent: ready.primary,
             auth: this.#sessionAuth(ready, EMPTY),
-            template: HMAC_KEY_TEMPLATE,
+            template: hmacKeyTemplate(),
             sensitive: { userAuth: authValue, data: key.reveal() },
             encryptWith: ready.session,
           }),

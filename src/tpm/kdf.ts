@@ -15,6 +15,18 @@ function label(s: string): Uint8Array {
   return out;
 }
 
+/** The counter-mode loop both KDFs share: block(i) for i = 1, 2, … concatenated and cut to `bits`. */
+function counterKdf(bits: number, what: string, block: (counter: Uint8Array) => Uint8Array): Uint8Array {
+  const bytes = bits / 8;
+  if (!Number.isInteger(bytes) || bytes <= 0)
+    throw new RangeError(`${what}: bits must be a positive multiple of 8`);
+  const out = new Uint8Array(Math.ceil(bytes / 32) * 32);
+  for (let i = 0; i * 32 < bytes; i++) out.set(block(u32be(i + 1)), i * 32);
+  const result = out.slice(0, bytes);
+  out.fill(0);
+  return result;
+}
+
 /** KDFa(SHA-256, key, label, contextU, contextV, bits) (Part 1 §11.4.10.2). */
 export function kdfa(
   key: Uint8Array,
@@ -23,23 +35,16 @@ export function kdfa(
   contextV: Uint8Array,
   bits: number,
 ): Uint8Array {
-  const bytes = bits / 8;
-  if (!Number.isInteger(bytes) || bytes <= 0)
-    throw new RangeError("kdfa: bits must be a positive multiple of 8");
-  const out = new Uint8Array(Math.ceil(bytes / 32) * 32);
   const l = label(name);
-  for (let i = 0; i * 32 < bytes; i++) {
-    const h = createHmac("sha256", key);
-    h.update(u32be(i + 1))
+  return counterKdf(bits, "kdfa", (counter) =>
+    createHmac("sha256", key)
+      .update(counter)
       .update(l)
       .update(contextU)
       .update(contextV)
-      .update(u32be(bits));
-    out.set(h.digest(), i * 32);
-  }
-  const result = out.slice(0, bytes);
-  out.fill(0);
-  return result;
+      .update(u32be(bits))
+      .digest(),
+  );
 }
 
 /** KDFe(SHA-256, Z, label, partyU, partyV, bits) (Part 1 §11.4.10.3), the one-step KDF of SP 800-56A. */
@@ -50,23 +55,10 @@ export function kdfe(
   partyV: Uint8Array,
   bits: number,
 ): Uint8Array {
-  const bytes = bits / 8;
-  if (!Number.isInteger(bytes) || bytes <= 0)
-    throw new RangeError("kdfe: bits must be a positive multiple of 8");
-  const out = new Uint8Array(Math.ceil(bytes / 32) * 32);
   const l = label(name);
-  for (let i = 0; i * 32 < bytes; i++) {
-    const h = createHash("sha256");
-    h.update(u32be(i + 1))
-      .update(z)
-      .update(l)
-      .update(partyU)
-      .update(partyV);
-    out.set(h.digest(), i * 32);
-  }
-  const result = out.slice(0, bytes);
-  out.fill(0);
-  return result;
+  return counterKdf(bits, "kdfe", (counter) =>
+    createHash("sha256").update(counter).update(z).update(l).update(partyU).update(partyV).digest(),
+  );
 }
 
 /** AES-128-CFB in place of `data`, key and IV from KDFa(sessionValue, "CFB", nonceNewer, nonceOlder) (Part 1 §21.3). */
