@@ -131,6 +131,8 @@ function pickEvent(input: AuditEventInput, seq: number): AuditEvent {
   if (input.clearContext !== undefined) event.clearContext = { ...input.clearContext };
   if (input.custodian !== undefined) event.custodian = input.custodian;
   if (input.requestId !== undefined) event.requestId = input.requestId;
+  if (input.rule !== undefined) event.rule = input.rule;
+  if (input.breakGlass !== undefined) event.breakGlass = input.breakGlass;
   return event;
 }
 

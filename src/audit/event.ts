@@ -25,6 +25,10 @@ export interface AuditEventInput {
   clearContext?: Record<string, string>;
   custodian?: string;
   requestId?: string;
+  /** The policy rule that decided the request (`grant:<id>`, `break-glass`, `default-deny`, …). */
+  rule?: string;
+  /** Set (true) on every event of a break-glass use, which a reviewer must close. */
+  breakGlass?: boolean;
 }
 
 /** An event as stored: numbered and chained. */

@@ -13,6 +13,7 @@ import { appendEvent, type ChainHead, GENESIS_HASH } from "../audit/chain.js";
 import type { AuditEventInput } from "../audit/event.js";
 import { leafHash } from "../audit/merkle.js";
 import type { UnitFailure, WriteOp, WriteUnit } from "./sqlite-protocol.js";
+import { ReviewWrites } from "./sqlite-reviews.js";
 import {
   type KeyRow,
   keyFromRow,
@@ -52,7 +53,10 @@ export class WriteApplier {
   private readonly auditSize: Database.Statement<[], { size: number | null }>;
   private readonly lastAudit: Database.Statement<[], { seq: number; hash: Uint8Array }>;
 
+  private readonly reviews: ReviewWrites;
+
   constructor(db: Database.Database) {
+    this.reviews = new ReviewWrites(db, (message) => new UnitConflict(message));
     this.sealConfigExists = db.prepare("SELECT 1 FROM seal_config");
     this.insertSealConfig = db.prepare(
       `INSERT INTO seal_config (id, init_id, threshold, shares, custodians, kcv, root_generation, created_at)
@@ -172,6 +176,12 @@ export class WriteApplier {
       }
       case "putToken":
         this.putToken(w.token);
+        return;
+      case "putReview":
+        this.reviews.put(w.review);
+        return;
+      case "closeReview":
+        this.reviews.closeReview(w.id, w.close);
         return;
       case "appendAudit":
         return;

@@ -12,6 +12,8 @@ import type {
   KeyPatch,
   KeyRecord,
   KeyVersionRecord,
+  ReviewClose,
+  ReviewRecord,
   SealConfig,
   TokenRecord,
   TreeHeadRecord,
@@ -24,6 +26,8 @@ export type WriteOp =
   | { op: "updateKey"; name: string; patch: KeyPatch; updatedAt: string }
   | { op: "destroyKey"; name: string; updatedAt: string }
   | { op: "putToken"; token: TokenRecord }
+  | { op: "putReview"; review: ReviewRecord }
+  | { op: "closeReview"; id: string; close: ReviewClose }
   | { op: "appendAudit" }
   | { op: "putTreeHead"; head: TreeHeadRecord }
   | { op: "putCosignature"; cosignature: CosignatureRecord };

@@ -9,8 +9,9 @@
  */
 import type Database from "better-sqlite3";
 import type { WriterOptions } from "./sqlite-protocol.js";
+import { REVIEWS_SCHEMA } from "./sqlite-reviews.js";
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const SCHEMA_V1 = `
 CREATE TABLE seal_config (
@@ -135,11 +136,19 @@ function migrateToV3(db: Database.Database): void {
       const broken = db.pragma("foreign_key_check") as unknown[];
       if (broken.length)
         throw new Error("schema migration to version 3 broke foreign keys; nothing was changed");
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      db.pragma("user_version = 3");
     }).immediate();
   } finally {
     db.pragma("foreign_keys = ON");
   }
+}
+
+// Version 4: break-glass reviews (src/store/sqlite-reviews.ts). A new table only.
+function migrateToV4(db: Database.Database): void {
+  db.transaction(() => {
+    db.exec(REVIEWS_SCHEMA);
+    db.pragma("user_version = 4");
+  }).immediate();
 }
 
 /** Settings for the writer connection: WAL, and a commit is durable when it returns. */
@@ -171,8 +180,9 @@ export function migrate(db: Database.Database): void {
       db.pragma("user_version = 2");
     }).immediate();
   }
-  if (version === 1 || version === 2) {
-    migrateToV3(db);
+  if (version === 1 || version === 2) migrateToV3(db);
+  if (version === 1 || version === 2 || version === 3) {
+    migrateToV4(db);
     return;
   }
   if (version !== 0) {
@@ -188,6 +198,7 @@ export function migrate(db: Database.Database): void {
       throw new Error("database has tables but no custos schema version; refusing to use it");
     db.exec(SCHEMA_V1);
     db.exec(SCHEMA_V2);
+    db.exec(REVIEWS_SCHEMA);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 }

@@ -14,6 +14,7 @@ import Database from "better-sqlite3";
 import type { AuditEventInput, ChainedAuditEvent } from "../audit/event.js";
 import { WriterClient, type WriterStats } from "./sqlite-client.js";
 import type { WriteUnit } from "./sqlite-protocol.js";
+import { LIST_REVIEWS_SQL, type ReviewRow, reviewFromRow } from "./sqlite-reviews.js";
 import {
   type AuditRow,
   auditFromRow,
@@ -34,6 +35,8 @@ import {
   type KeyPatch,
   type KeyRecord,
   type KeyVersionRecord,
+  type ReviewClose,
+  type ReviewRecord,
   type SealConfig,
   type Store,
   StoreUnavailableError,
@@ -251,6 +254,27 @@ export class SqliteStore implements Store {
   async getToken(hash: string): Promise<TokenRecord | null> {
     const row = this.read<TokenRow>("SELECT * FROM tokens WHERE hash = ?", hash);
     return row === undefined ? null : tokenFromRow(row);
+  }
+
+  async putReview(review: ReviewRecord, event: AuditEventInput): Promise<void> {
+    checkEvent(event);
+    return this.write({ write: { op: "putReview", review }, events: [event] });
+  }
+
+  async getReview(id: string): Promise<ReviewRecord | null> {
+    const row = this.read<ReviewRow>("SELECT * FROM reviews WHERE id = ?", id);
+    return row === undefined ? null : reviewFromRow(row);
+  }
+
+  async listReviews(filter: { open?: boolean } = {}): Promise<ReviewRecord[]> {
+    return this.readAll<ReviewRow>(filter.open ? LIST_REVIEWS_SQL.open : LIST_REVIEWS_SQL.all).map(
+      reviewFromRow,
+    );
+  }
+
+  async closeReview(id: string, close: ReviewClose, event: AuditEventInput): Promise<void> {
+    checkEvent(event);
+    return this.write({ write: { op: "closeReview", id, close }, events: [event] });
   }
 
   async appendAudit(events: AuditEventInput[]): Promise<void> {

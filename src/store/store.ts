@@ -9,6 +9,7 @@
  * without its audit record and vice versa.
  */
 import type { AuditDecision, AuditEventInput, ChainedAuditEvent } from "../audit/event.js";
+import type { GateRecord } from "../custody/tree.js";
 
 export type KeyState = "enabled" | "disabled" | "pending-destruction" | "destroyed";
 export type Protection = "software" | "tpm";
@@ -33,6 +34,12 @@ export interface SealConfig {
   kcv: string;
   rootGeneration: number;
   createdAt: string;
+  /**
+   * The custody tree (docs/FORMATS.md §5.5), absent for the flat k-of-N form
+   * (which reads as one gate of `custodians`). With a tree, `threshold` and
+   * `shares` describe its root gate and `custodians` lists its custodian leaves.
+   */
+  tree?: GateRecord;
 }
 
 export interface KeyRecord {
@@ -96,6 +103,41 @@ export interface CosignatureRecord {
   /** The witness's clock when it countersigned (ms). */
   cosignedAt: number;
   signature: Uint8Array;
+}
+
+/**
+ * A break-glass use awaiting review: made when the policy allowed a request
+ * only by break-glass, closed by a reviewer who is not the user.
+ */
+export interface ReviewRecord {
+  /** Random identifier (UUID). */
+  id: string;
+  /** The request that used break-glass; its audit events carry the same id. */
+  requestId: string;
+  principal: string;
+  organisation: string;
+  /** The API operation, e.g. keys.decrypt. */
+  operation: string;
+  key: string | null;
+  purpose: string;
+  /** The policy rule that allowed the use. */
+  rule: string;
+  reason: string;
+  /** Roles one of which the reviewer must hold. */
+  reviewRoles: string[];
+  createdAt: string;
+  /** When the review is due (RFC 3339). */
+  dueAt: string;
+  closedBy: string | null;
+  closedAt: string | null;
+  /** The reviewer's finding. */
+  note: string | null;
+}
+
+export interface ReviewClose {
+  closedBy: string;
+  closedAt: string;
+  note: string;
 }
 
 export type KeyPatch = Partial<
@@ -165,6 +207,17 @@ export interface Store {
 
   putToken(token: TokenRecord, event: AuditEventInput): Promise<void>;
   getToken(hash: string): Promise<TokenRecord | null>;
+
+  /** Records a break-glass use awaiting review (StoreConflictError for a duplicate id). */
+  putReview(review: ReviewRecord, event: AuditEventInput): Promise<void>;
+  getReview(id: string): Promise<ReviewRecord | null>;
+  /** Reviews in creation order; `open: true` only those not closed yet. At most 1000. */
+  listReviews(filter?: { open?: boolean }): Promise<ReviewRecord[]>;
+  /**
+   * Closes an open review. StoreConflictError when there is no such review,
+   * it is closed already, or the reviewer is the user whose use it records.
+   */
+  closeReview(id: string, close: ReviewClose, event: AuditEventInput): Promise<void>;
 
   /** Appends events that record no state change (key use, denials, ceremony steps). */
   appendAudit(events: AuditEventInput[]): Promise<void>;

@@ -11,7 +11,7 @@ import type { AuditEventInput } from "../audit/event.js";
 import type { KeyPatch, KeyRecord, KeyVersionRecord } from "./store.js";
 
 const DECISIONS = new Set(["allow", "deny", "error"]);
-const OPTIONAL_STRINGS = ["reason", "key", "purpose", "custodian", "requestId"] as const;
+const OPTIONAL_STRINGS = ["reason", "key", "purpose", "custodian", "requestId", "rule"] as const;
 
 function nonEmpty(value: unknown, name: string): void {
   if (typeof value !== "string") throw new TypeError(`${name} must be a string`);
@@ -35,6 +35,8 @@ export function checkEvent(e: AuditEventInput, name = "event"): void {
     if (v !== undefined && typeof v !== "string") throw new TypeError(`${name}.${field} must be a string`);
   }
   if (e.keyVersion !== undefined) positiveInt(e.keyVersion, `${name}.keyVersion`);
+  if (e.breakGlass !== undefined && typeof e.breakGlass !== "boolean")
+    throw new TypeError(`${name}.breakGlass must be a boolean`);
   for (const field of ["context", "clearContext"] as const) {
     const map = e[field];
     if (map === undefined) continue;

@@ -9,6 +9,7 @@ import { leafHash } from "../../src/audit/merkle.js";
 import {
   type KeyRecord,
   type KeyVersionRecord,
+  type ReviewRecord,
   type SealConfig,
   type Store,
   StoreConflictError,
@@ -50,6 +51,26 @@ export function sealConfig(): SealConfig {
 
 export function token(hash: string, principal = "root"): TokenRecord {
   return { hash, principal, roles: ["admin", "auditor"], createdBy: "init", createdAt: T0, expiresAt: null };
+}
+
+export function review(id: string, principal = "dr-wong"): ReviewRecord {
+  return {
+    id,
+    requestId: `req-${id}`,
+    principal,
+    organisation: "weill",
+    operation: "keys.decrypt",
+    key: "ehr-nyu-notes",
+    purpose: "ETREAT",
+    rule: "break-glass",
+    reason: "break-glass decrypt",
+    reviewRoles: ["privacy-officer"],
+    createdAt: T0,
+    dueAt: "2025-03-04T10:00:00.000Z",
+    closedBy: null,
+    closedAt: null,
+    note: null,
+  };
 }
 
 export function key(name: string): KeyRecord {
@@ -230,6 +251,30 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await store.getToken("h2")).toBeNull();
       await expect(store.putToken(token("h1", "mallory"), ev())).rejects.toBeInstanceOf(StoreConflictError);
       expect(await store.getToken("h1")).toEqual(t);
+    });
+
+    it("keeps break-glass reviews: open, listed, closed once by someone other than the user", async () => {
+      await store.putReview(
+        review("r1"),
+        ev({ operation: "break-glass", breakGlass: true, rule: "break-glass" }),
+      );
+      await store.putReview(review("r2", "dr-patel"), ev());
+      await expect(store.putReview(review("r1"), ev())).rejects.toBeInstanceOf(StoreConflictError);
+      expect(await store.getReview("r1")).toEqual(review("r1"));
+      expect(await store.getReview("nope")).toBeNull();
+      const close = { closedBy: "pat", closedAt: "2025-03-02T10:00:00.000Z", note: "treated in the ED" };
+      await expect(store.closeReview("r1", { ...close, closedBy: "dr-wong" }, ev())).rejects.toBeInstanceOf(
+        StoreConflictError,
+      );
+      await store.closeReview("r1", close, ev());
+      await expect(store.closeReview("r1", close, ev())).rejects.toBeInstanceOf(StoreConflictError);
+      await expect(store.closeReview("missing", close, ev())).rejects.toBeInstanceOf(StoreConflictError);
+      expect(await store.getReview("r1")).toEqual({ ...review("r1"), ...close });
+      expect((await store.listReviews()).map((r) => r.id)).toEqual(["r1", "r2"]);
+      expect((await store.listReviews({ open: true })).map((r) => r.id)).toEqual(["r2"]);
+      const events = await readAll(store);
+      expect(events[0]?.event).toMatchObject({ breakGlass: true, rule: "break-glass" });
+      expect(events).toHaveLength(3);
     });
 
     it("chains 2,000 concurrent appends gaplessly", async () => {

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vites
 import { auditQuery, openSqliteStore, type SqliteStore } from "../../src/store/sqlite.js";
 import { SCHEMA_VERSION } from "../../src/store/sqlite-schema.js";
 import { type KeyRecord, StoreUnavailableError } from "../../src/store/store.js";
-import { ev, expectChain, key, readAll, storeContract, version } from "./contract.js";
+import { ev, expectChain, key, readAll, review, storeContract, version } from "./contract.js";
 
 const dirs: string[] = [];
 async function freshFile(): Promise<string> {
@@ -304,7 +304,7 @@ describe("SqliteStore", () => {
     await store.appendAudit([ev(), ev()]);
     await store.close();
     const db = new Database(file);
-    db.exec("DROP TABLE audit_cosignatures");
+    db.exec("DROP TABLE audit_cosignatures; DROP TABLE reviews");
     db.pragma("user_version = 1");
     db.close();
     store = await openSqliteStore(file);
@@ -312,6 +312,23 @@ describe("SqliteStore", () => {
     expect(await store.getCosignatures()).toEqual([]);
     const check = new Database(file, { readonly: true });
     expect(check.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
+    check.close();
+  });
+
+  it("migrates a version-3 file (before break-glass reviews) to version 4, keeping its events", async () => {
+    await store.appendAudit([ev(), ev(), ev()]);
+    await store.close();
+    const db = new Database(file);
+    db.exec("DROP TABLE reviews");
+    db.pragma("user_version = 3");
+    db.close();
+    store = await openSqliteStore(file);
+    expect(await store.auditSize()).toBe(3);
+    expect(await store.listReviews()).toEqual([]);
+    await store.putReview(review("r-1"), ev());
+    expect((await store.listReviews({ open: true })).map((r) => r.id)).toEqual(["r-1"]);
+    const check = new Database(file, { readonly: true });
+    expect(check.pragma("user_version", { simple: true })).toBe(4);
     check.close();
   });
 
