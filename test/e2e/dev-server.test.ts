@@ -3,10 +3,11 @@
  * unsealed with a usable root token, says loudly it is not for production,
  * and with a kept --data-dir unseals itself again on the next start.
  */
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { skipSwtpm } from "../helpers/swtpm.js";
 import { runCli, type ServerProcess, startServer } from "./harness.js";
 
 describe("development server", () => {
@@ -38,10 +39,17 @@ describe("development server", () => {
     const env2 = { ...env, CUSTOS_ADDR: server.url };
     const status = JSON.parse((await runCli(["status", "--format", "json"], env2)).stdout) as {
       sealed: boolean;
+      protection: string;
     };
     expect(status.sealed).toBe(false);
+    // With swtpm installed (always under CI) the dev server starts one and holds its keys there.
+    expect(status.protection).toBe(skipSwtpm ? "software" : "tpm");
     const dec = await runCli(["decrypt", "dev-key", "--purpose", "TREAT", "--ciphertext", ciphertext], env2);
     expect(dec.code).toBe(0);
+    await server.stop();
+    server = undefined;
+    // The dev server stops the swtpm it started.
+    expect(existsSync(join(dir, "data", "swtpm", "swtpm.pid"))).toBe(false);
   }, 120_000);
 
   it("prints a fresh root token when none is given", async () => {
