@@ -26,7 +26,7 @@ import {
 import { dirname, join } from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { Secret } from "../crypto/secret.js";
+import type { Secret } from "../crypto/secret.js";
 import { CustosError } from "../errors.js";
 import type { DisposableKeyHandle } from "../protect/levels.js";
 import type { TpmKeys } from "../protect/tpm.js";
@@ -135,7 +135,7 @@ export class TpmCustody {
     const file = this.#file;
     if (file && source !== "tpm-seal") {
       try {
-        const record = await sealToTpm(this.keys.roomy, Secret.of(rootKey.reveal().slice()), {
+        const record = await sealToTpm(this.keys.roomy, rootKey, {
           pcrs: file.pcrs,
         });
         this.#write({ ...file, state: "active", record });

@@ -136,7 +136,7 @@ export interface SealOptions {
   now?: () => Date;
 }
 
-/** Seals `secret` (at most 128 bytes) to this TPM under the PCRs' current values. */
+/** Seals `secret` (at most 128 bytes) to this TPM under the PCRs' current values. Reads `secret`; the caller still owns it. */
 export async function sealToTpm(tpm: TpmRunner, secret: Secret, opts: SealOptions): Promise<TpmSealRecord> {
   const pcrs = [...new Set(opts.pcrs)].sort((a, b) => a - b);
   if (pcrs.length === 0) throw new RangeError("select at least one PCR");
