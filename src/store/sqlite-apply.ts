@@ -55,7 +55,7 @@ export class WriteApplier {
 
   private readonly reviews: ReviewWrites;
 
-  constructor(db: Database.Database) {
+  constructor(private readonly db: Database.Database) {
     this.reviews = new ReviewWrites(db, (message) => new UnitConflict(message));
     this.sealConfigExists = db.prepare("SELECT 1 FROM seal_config");
     this.insertSealConfig = db.prepare(
@@ -149,6 +149,16 @@ export class WriteApplier {
         }
         this.insertVersion.run(keyVersionToRow(w.version));
         this.setLatest.run(version, w.updatedAt, name);
+        return;
+      }
+      case "replaceKeyMaterial": {
+        const changed = this.db
+          .prepare(
+            "UPDATE key_versions SET sealed_material = ? WHERE name = ? AND version = ? AND state = 'enabled'",
+          )
+          .run(w.sealedMaterial, w.name, w.version).changes;
+        if (changed !== 1) throw new UnitConflict(`key ${w.name} has no enabled version ${w.version}`);
+        this.db.prepare("UPDATE keys SET updated_at = ? WHERE name = ?").run(w.updatedAt, w.name);
         return;
       }
       case "updateKey": {

@@ -23,6 +23,7 @@ export type WriteOp =
   | { op: "initialize"; config: SealConfig; secrets: Record<string, Uint8Array>; rootToken: TokenRecord }
   | { op: "createKey"; key: KeyRecord; first: KeyVersionRecord }
   | { op: "addKeyVersion"; version: KeyVersionRecord; updatedAt: string }
+  | { op: "replaceKeyMaterial"; name: string; version: number; sealedMaterial: Uint8Array; updatedAt: string }
   | { op: "updateKey"; name: string; patch: KeyPatch; updatedAt: string }
   | { op: "destroyKey"; name: string; updatedAt: string }
   | { op: "putToken"; token: TokenRecord }

@@ -11,7 +11,7 @@ import type Database from "better-sqlite3";
 import type { WriterOptions } from "./sqlite-protocol.js";
 import { REVIEWS_SCHEMA } from "./sqlite-reviews.js";
 
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 const SCHEMA_V1 = `
 CREATE TABLE seal_config (
@@ -32,7 +32,7 @@ CREATE TABLE sys_secrets (
 
 CREATE TABLE keys (
   name                   TEXT PRIMARY KEY,
-  protection             TEXT    NOT NULL CHECK (protection IN ('software', 'tpm')),
+  protection             TEXT    NOT NULL CHECK (protection IN ('software', 'tpm', 'threshold')),
   state                  TEXT    NOT NULL
                          CHECK (state IN ('enabled', 'disabled', 'pending-destruction', 'destroyed')),
   latest_version         INTEGER NOT NULL CHECK (latest_version >= 1),
@@ -127,20 +127,26 @@ const KEYS_V3 = SCHEMA_V1.slice(
   SCHEMA_V1.indexOf(") STRICT;", SCHEMA_V1.indexOf("CREATE TABLE keys (")) + 9,
 );
 
-function migrateToV3(db: Database.Database): void {
+function rebuildKeysTable(db: Database.Database, toVersion: number): void {
   db.pragma("foreign_keys = OFF");
   try {
     db.transaction(() => {
-      db.exec(KEYS_V3.replace("CREATE TABLE keys (", "CREATE TABLE keys_v3 ("));
-      db.exec("INSERT INTO keys_v3 SELECT * FROM keys; DROP TABLE keys; ALTER TABLE keys_v3 RENAME TO keys;");
+      db.exec(KEYS_V3.replace("CREATE TABLE keys (", "CREATE TABLE keys_new ("));
+      db.exec(
+        "INSERT INTO keys_new SELECT * FROM keys; DROP TABLE keys; ALTER TABLE keys_new RENAME TO keys;",
+      );
       const broken = db.pragma("foreign_key_check") as unknown[];
       if (broken.length)
-        throw new Error("schema migration to version 3 broke foreign keys; nothing was changed");
-      db.pragma("user_version = 3");
+        throw new Error(`schema migration to version ${toVersion} broke foreign keys; nothing was changed`);
+      db.pragma(`user_version = ${toVersion}`);
     }).immediate();
   } finally {
     db.pragma("foreign_keys = ON");
   }
+}
+
+function migrateToV3(db: Database.Database): void {
+  rebuildKeysTable(db, 3);
 }
 
 // Version 4: break-glass reviews (src/store/sqlite-reviews.ts). A new table only.
@@ -149,6 +155,12 @@ function migrateToV4(db: Database.Database): void {
     db.exec(REVIEWS_SCHEMA);
     db.pragma("user_version = 4");
   }).immediate();
+}
+
+// Version 5: the threshold protection level (docs/FORMATS.md §11): the keys
+// table's CHECK gains 'threshold', rebuilt as for version 3.
+function migrateToV5(db: Database.Database): void {
+  rebuildKeysTable(db, 5);
 }
 
 /** Settings for the writer connection: WAL, and a commit is durable when it returns. */
@@ -181,8 +193,9 @@ export function migrate(db: Database.Database): void {
     }).immediate();
   }
   if (version === 1 || version === 2) migrateToV3(db);
-  if (version === 1 || version === 2 || version === 3) {
-    migrateToV4(db);
+  if (version === 1 || version === 2 || version === 3) migrateToV4(db);
+  if (version === 1 || version === 2 || version === 3 || version === 4) {
+    migrateToV5(db);
     return;
   }
   if (version !== 0) {

@@ -235,6 +235,23 @@ export class SqliteStore implements Store {
     return this.write({ write: { op: "addKeyVersion", version, updatedAt }, events: [event] });
   }
 
+  async replaceKeyMaterial(
+    name: string,
+    version: number,
+    sealedMaterial: Uint8Array,
+    updatedAt: string,
+    event: AuditEventInput,
+  ): Promise<void> {
+    if (!(sealedMaterial instanceof Uint8Array) || sealedMaterial.length === 0) {
+      throw new TypeError("sealedMaterial must be a non-empty Uint8Array");
+    }
+    checkEvent(event);
+    return this.write({
+      write: { op: "replaceKeyMaterial", name, version, sealedMaterial, updatedAt },
+      events: [event],
+    });
+  }
+
   async updateKey(name: string, patch: KeyPatch, updatedAt: string, event: AuditEventInput): Promise<void> {
     checkPatch(patch);
     checkEvent(event);

@@ -12,7 +12,7 @@ import type { AuditDecision, AuditEventInput, ChainedAuditEvent } from "../audit
 import type { GateRecord } from "../custody/tree.js";
 
 export type KeyState = "enabled" | "disabled" | "pending-destruction" | "destroyed";
-export type Protection = "software" | "tpm";
+export type Protection = "software" | "tpm" | "threshold";
 
 export interface CustodianRecord {
   id: string;
@@ -197,6 +197,18 @@ export interface Store {
   getKeyVersions(name: string): Promise<KeyVersionRecord[]>;
   /** Adds a version and moves `latestVersion` to it; fails with StoreConflictError if `version` is not latest+1. */
   addKeyVersion(version: KeyVersionRecord, updatedAt: string, event: AuditEventInput): Promise<void>;
+  /**
+   * Replaces the sealed material of an enabled version (a threshold key's
+   * descriptor after a share refresh, docs/FORMATS.md §11.6); refused for a
+   * destroyed version or one that does not exist.
+   */
+  replaceKeyMaterial(
+    name: string,
+    version: number,
+    sealedMaterial: Uint8Array,
+    updatedAt: string,
+    event: AuditEventInput,
+  ): Promise<void>;
   updateKey(name: string, patch: KeyPatch, updatedAt: string, event: AuditEventInput): Promise<void>;
 
   /**

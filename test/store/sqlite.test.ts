@@ -328,7 +328,36 @@ describe("SqliteStore", () => {
     await store.putReview(review("r-1"), ev());
     expect((await store.listReviews({ open: true })).map((r) => r.id)).toEqual(["r-1"]);
     const check = new Database(file, { readonly: true });
-    expect(check.pragma("user_version", { simple: true })).toBe(4);
+    expect(check.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
+    check.close();
+  });
+
+  it("migrates a version-4 file (keys CHECK without 'threshold') to version 5, keeping its keys", async () => {
+    await store.createKey(key("old"), version("old", 1), ev());
+    await store.close();
+    const db = new Database(file);
+    const sql = (db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'keys'").get() as { sql: string })
+      .sql;
+    expect(sql).toContain("'threshold'");
+    db.pragma("foreign_keys = OFF");
+    db.exec(sql.replace("CREATE TABLE keys (", "CREATE TABLE keys_v4 (").replace(", 'threshold'", ""));
+    db.exec("INSERT INTO keys_v4 SELECT * FROM keys; DROP TABLE keys; ALTER TABLE keys_v4 RENAME TO keys;");
+    db.pragma("user_version = 4");
+    expect(() => db.prepare("UPDATE keys SET protection = 'threshold' WHERE name = 'old'").run()).toThrow(
+      /CHECK/,
+    );
+    db.close();
+    store = await openSqliteStore(file);
+    expect((await store.getKey("old"))?.protection).toBe("software");
+    await store.createKey({ ...key("thr"), protection: "threshold" }, version("thr", 1), ev());
+    expect((await store.getKey("thr"))?.protection).toBe("threshold");
+    await store.replaceKeyMaterial("thr", 1, new Uint8Array([9, 9]), new Date().toISOString(), ev());
+    expect([...(await store.getKeyVersions("thr"))[0]!.sealedMaterial]).toEqual([9, 9]);
+    await expect(
+      store.replaceKeyMaterial("thr", 2, new Uint8Array([1]), new Date().toISOString(), ev()),
+    ).rejects.toThrow();
+    const check = new Database(file, { readonly: true });
+    expect(check.pragma("user_version", { simple: true })).toBe(5);
     check.close();
   });
 
