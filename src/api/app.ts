@@ -21,13 +21,17 @@ import { CustosError } from "../errors.js";
 import type { EnvelopeService } from "../keys/envelope-ops.js";
 import type { KeyRing } from "../keys/keyring.js";
 import type { Authorizer } from "../policy/authorizer.js";
+import type { PolicyEngine } from "../policy/engine.js";
 import { TpmResetError } from "../protect/tpm.js";
 import type { Store } from "../store/store.js";
 import { TpmUnavailableError } from "../tpm/rc.js";
 import { gateFactory } from "./gate.js";
+import type { JwtVerifier } from "./jwt.js";
 import { auditRoutes } from "./routes/audit.js";
 import { envelopeRoutes } from "./routes/envelope.js";
 import { keyRoutes } from "./routes/keys.js";
+import { policyRoutes } from "./routes/policy.js";
+import { reviewRoutes } from "./routes/reviews.js";
 import { sysRoutes } from "./routes/sys.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { tpmRoutes } from "./routes/tpm.js";
@@ -47,6 +51,12 @@ export interface AppDeps {
   log: Logger;
   /** The TPM's part in custody, on a node with a TPM. */
   tpm?: TpmCustody | null;
+  /** The policy engine, when the server runs with --policy (then it is also `authorizer`). */
+  policy?: PolicyEngine | null;
+  /** Bearer JWT verification (--jwks-file/--jwks-url); needs a policy to map claims. */
+  jwt?: JwtVerifier | null;
+  /** Whether the listener verifies client certificates (--tls-client-ca). */
+  clientCerts?: boolean;
 }
 
 export type App = OpenAPIHono;
@@ -90,7 +100,10 @@ export function createApp(deps: AppDeps): App {
   app.use("*", async function auditEveryRequest(c, next) {
     await next();
     const requestId = c.get("requestId");
-    if (deps.auditor.takeRequest(requestId) || UNAUDITED.has(`${c.req.method} ${c.req.path}`)) return;
+    if (deps.auditor.takeRequest(requestId) || UNAUDITED.has(`${c.req.method} ${c.req.path}`)) {
+      deps.auditor.endRequest(requestId);
+      return;
+    }
     const code = c.res.status >= 400 ? await errorCode(c.res) : undefined;
     try {
       await deps.auditor.record(
@@ -105,7 +118,7 @@ export function createApp(deps: AppDeps): App {
     } catch (err) {
       c.res = handleError(err instanceof Error ? err : new Error(String(err)), c, deps.log);
     } finally {
-      deps.auditor.takeRequest(requestId);
+      deps.auditor.endRequest(requestId);
     }
   });
   // A request with Content-Length cannot carry more than it declares (Node's
@@ -133,6 +146,8 @@ export function createApp(deps: AppDeps): App {
   envelopeRoutes(app, deps, gate);
   tokenRoutes(app, deps, gate);
   auditRoutes(app, deps, gate);
+  policyRoutes(app, deps, gate);
+  reviewRoutes(app, deps, gate);
 
   app.get("/healthz", (c) => c.json({ ok: true }));
   app.get("/readyz", (c) =>

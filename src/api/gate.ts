@@ -1,101 +1,173 @@
 /**
- * The gate every protected route passes before its input is even parsed:
- * sealed check, bearer-token authentication, authorisation. Each refusal is
- * audited (fail-closed: a refusal that cannot be audited is a 503) and
- * answered with a JSON error; an allowed caller continues with its principal
- * on the context. Tokens are looked up by hash and cached briefly, so the hot
- * path does not read the store on every request.
+ * The gate every protected route passes before its handler runs: sealed
+ * check, authentication (a `cst_` token, a bearer JWT, or a verified client
+ * certificate; src/api/authenticate.ts), then the authoriser's decision.
+ * Each refusal is audited (fail-closed: a refusal that cannot be audited is
+ * a 503) and answered with a JSON error naming the rule; an allowed caller
+ * continues with its principal on the context. With a policy the decision
+ * needs the purpose of use and the encryption context: key-use routes carry
+ * them in their JSON body, which the gate reads (hono caches it for the
+ * validator), other routes name the purpose in `X-Purpose-Of-Use`. The rule
+ * that allowed the request marks every audit event the request makes, and
+ * a break-glass use opens a review before the key is touched.
  */
 import { createMiddleware } from "hono/factory";
 import type { Auditor } from "../audit/auditor.js";
-import { hashToken, isTokenShaped } from "../crypto/token.js";
 import { type SealManager, sealedOrUninitialised } from "../custody/seal.js";
 import { CustosError } from "../errors.js";
-import type { Authorizer, Operation, Principal } from "../policy/authorizer.js";
-import type { Store, TokenRecord } from "../store/store.js";
+import { isPurposeOfUse } from "../keys/purpose.js";
+import type { Authorizer, Decision, Operation, Principal } from "../policy/authorizer.js";
+import type { Store } from "../store/store.js";
+import { Authenticator } from "./authenticate.js";
+import { openReview } from "./break-glass.js";
+import type { JwtVerifier } from "./jwt.js";
 
 declare module "hono" {
   interface ContextVariableMap {
     principal: Principal;
     requestId: string;
+    decision: Decision;
   }
 }
 
-const TOKEN_CACHE_MS = 10_000;
-const TOKEN_CACHE_MAX = 10_000;
+export const PURPOSE_HEADER = "x-purpose-of-use";
 
 export interface GateDeps {
   store: Store;
   seal: SealManager;
   auditor: Auditor;
   authorizer: Authorizer;
+  /** Bearer JWTs, verified against configured keys; their claims are mapped by the policy. */
+  jwt?: JwtVerifier | null;
+  /** Whether the listener verifies client certificates (mutual TLS). */
+  clientCerts?: boolean;
 }
 
-export class TokenAuthenticator {
-  #cache = new Map<string, { record: TokenRecord | null; until: number }>();
+export interface GateOptions {
+  needsUnsealed?: boolean;
+  /** The purpose of use and context come from the JSON body (key-use routes). */
+  useBody?: boolean;
+  /** The key is named by the body's `name` (creating a key), not by the path. */
+  keyFromBody?: boolean;
+  /** A finer operation read from the JSON body (PATCH with `enabled: false` is keys.disable). */
+  refine?: (body: Readonly<Record<string, unknown>>) => Operation;
+}
 
-  constructor(private readonly store: Store) {}
-
-  async authenticate(header: string | undefined): Promise<Principal | null> {
-    const match = header === undefined ? null : /^Bearer (\S+)$/i.exec(header);
-    const token = match?.[1];
-    if (token === undefined || !isTokenShaped(token)) return null;
-    const hash = hashToken(token);
-    const now = Date.now();
-    let entry = this.#cache.get(hash);
-    if (entry === undefined || entry.until < now) {
-      entry = { record: await this.store.getToken(hash), until: now + TOKEN_CACHE_MS };
-      if (this.#cache.size >= TOKEN_CACHE_MAX) this.#cache.clear();
-      this.#cache.set(hash, entry);
-    }
-    const record = entry.record;
-    if (record === null) return null;
-    if (record.expiresAt !== null && new Date(record.expiresAt).getTime() <= now) return null;
-    return { id: record.principal, roles: record.roles };
+/** The body as an object, for the decision only; the route's validator still checks it fully. */
+async function jsonBody(c: Parameters<Parameters<typeof createMiddleware>[0]>[0]) {
+  if (!/^application\/([\w.-]+\+)?json\b/i.test(c.req.header("content-type") ?? "")) {
+    throw new CustosError(415, "unsupported_media_type", "send the body as Content-Type: application/json");
   }
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    throw new CustosError(400, "invalid_json", "the request body is not valid JSON");
+  }
+  return typeof body === "object" && body !== null && !Array.isArray(body)
+    ? (body as Record<string, unknown>)
+    : {};
 }
 
-export function gateFactory({ seal, auditor, authorizer, store }: GateDeps) {
-  const tokens = new TokenAuthenticator(store);
-  return function gate(operation: Operation, opts: { needsUnsealed: boolean } = { needsUnsealed: true }) {
+/** Context entries that are strings; anything else fails conditions (and the validator). */
+function stringEntries(value: unknown): Record<string, string> | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value)) if (typeof v === "string") out[k] = v;
+  return out;
+}
+
+export function gateFactory(deps: GateDeps) {
+  const { seal, auditor, authorizer, store } = deps;
+  const authenticator = new Authenticator(store, authorizer, deps.jwt ?? null, deps.clientCerts ?? false);
+  return function gate(operation: Operation, opts: GateOptions = {}) {
+    const needsUnsealed = opts.needsUnsealed ?? true;
     return createMiddleware(async function gateMiddleware(c, next) {
-      const key = c.req.param("name");
+      let key = c.req.param("name");
       const requestId = c.get("requestId");
-      const refuse = async (principal: string, reason: string, error: CustosError): Promise<never> => {
+      let op = operation;
+      let purpose: string | undefined;
+      const refuse = async (
+        principal: string,
+        reason: string,
+        error: CustosError,
+        rule?: string,
+      ): Promise<never> => {
         await auditor.record(
-          auditor.event({ principal, operation, decision: "deny", reason, key, requestId }),
+          auditor.event({
+            principal,
+            operation: op,
+            decision: "deny",
+            reason,
+            key,
+            requestId,
+            rule,
+            purpose: purpose !== undefined && isPurposeOfUse(purpose) ? purpose : undefined,
+          }),
         );
         throw error;
       };
-      if (opts.needsUnsealed && seal.sealed) {
+      if (needsUnsealed && seal.sealed) {
         const error = sealedOrUninitialised(seal.initialized);
         return refuse("anonymous", error.code, error);
       }
-      const principal = await tokens.authenticate(c.req.header("authorization"));
-      if (principal === null) {
+      const who = await authenticator.authenticate(c);
+      if (!who.ok) {
         return refuse(
-          "anonymous",
-          "missing, unknown or expired token",
-          new CustosError(
-            401,
-            "unauthenticated",
-            "a valid token is required: send 'Authorization: Bearer <token>' (CUSTOS_TOKEN for the CLI)",
-          ),
+          who.principal ?? "anonymous",
+          who.reason,
+          new CustosError(who.status, who.code, who.message),
+          who.rule,
         );
       }
-      const decision = authorizer.decide({ principal, operation, key });
+      const principal = who.principal;
+      let context: Record<string, string> | undefined;
+      if (authorizer.usesPurpose) {
+        if (opts.useBody || opts.refine || opts.keyFromBody) {
+          const body = await jsonBody(c);
+          if (opts.keyFromBody && typeof body.name === "string") key = body.name;
+          if (opts.useBody) {
+            purpose = typeof body.purpose === "string" ? body.purpose : undefined;
+            context = stringEntries(body.context) ?? {};
+          }
+          if (opts.refine) op = opts.refine(body);
+        }
+        if (!opts.useBody) purpose = c.req.header(PURPOSE_HEADER);
+      }
+      const decision = authorizer.decide({ principal, operation: op, key, purpose, context });
       if (!decision.allow) {
-        return refuse(
-          principal.id,
-          `${decision.rule}: ${decision.reason}`,
-          new CustosError(
-            403,
-            "forbidden",
-            `principal '${principal.id}' may not ${operation}: ${decision.reason}`,
-          ),
-        );
+        const error = decision.needsApproval
+          ? new CustosError(
+              403,
+              "approval_required",
+              `${op} needs approvals under the policy: ${decision.reason}; request them with POST /v1/approvals`,
+              { rule: decision.rule },
+            )
+          : new CustosError(
+              403,
+              "forbidden",
+              `principal '${principal.id}' may not ${op}: ${decision.reason}`,
+              {
+                rule: decision.rule,
+              },
+            );
+        return refuse(principal.id, `${decision.rule}: ${decision.reason}`, error, decision.rule);
       }
       c.set("principal", principal);
+      c.set("decision", decision);
+      if (authorizer.usesPurpose) {
+        auditor.annotate(requestId, { rule: decision.rule, ...(decision.review && { breakGlass: true }) });
+      }
+      if (decision.review) {
+        await openReview(store, auditor, {
+          requestId,
+          principal,
+          operation: op,
+          key: key ?? null,
+          purpose: purpose ?? "ETREAT",
+          decision,
+        });
+      }
       await next();
     });
   };

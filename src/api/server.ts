@@ -7,6 +7,7 @@
  */
 import { chmodSync, mkdirSync } from "node:fs";
 import type { Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
@@ -21,6 +22,7 @@ import { TpmCustody } from "../custody/tpm-custody.js";
 import { EnvelopeService } from "../keys/envelope-ops.js";
 import { KeyRing } from "../keys/keyring.js";
 import { RoleAuthorizer } from "../policy/authorizer.js";
+import type { PolicyEngine } from "../policy/engine.js";
 import { ProtectionLevels } from "../protect/levels.js";
 import { TpmKeys } from "../protect/tpm.js";
 import { openSqliteStore } from "../store/sqlite.js";
@@ -28,6 +30,7 @@ import type { Store } from "../store/store.js";
 import { TpmClient } from "../tpm/client.js";
 import { transportFromAddress } from "../tpm/transport.js";
 import { type App, createApp } from "./app.js";
+import type { JwtVerifier } from "./jwt.js";
 
 export const DEFAULT_DESTRUCTION_WAIT_SECONDS = 7 * 86400;
 const SWEEP_INTERVAL_MS = 60_000;
@@ -44,10 +47,18 @@ export interface NodeOptions {
   auditContext?: Partial<AuditContextConfig>;
   /** This node's TPM: `swtpm:HOST:PORT` or `device:/dev/tpmrm0`. Without one, keys are held in process memory. */
   tpm?: string;
+  /** The policy engine deciding every request; without it the first-cut role table does. */
+  policy?: PolicyEngine | null;
+  /** Bearer JWT verification; its claims are mapped by the policy. */
+  jwt?: JwtVerifier | null;
+  /** Whether the listener will verify client certificates (see `listen`'s `tls.clientCa`). */
+  clientCerts?: boolean;
 }
 
 export interface CustosNode {
   app: App;
+  /** The running policy, when the node was opened with one (reloaded on SIGHUP by the CLI). */
+  policy: PolicyEngine | null;
   store: Store;
   merkle: MerkleLog;
   seal: SealManager;
@@ -65,6 +76,9 @@ export async function openNode({
   witnesses,
   auditContext,
   tpm: tpmAddress,
+  policy = null,
+  jwt = null,
+  clientCerts = false,
 }: NodeOptions): Promise<CustosNode> {
   // Checked before anything is opened: a bad list must stop the node, not log PHI.
   const contextConfig = auditContextConfig(auditContext);
@@ -130,9 +144,12 @@ export async function openNode({
     envelope,
     auditor,
     merkle,
-    authorizer: new RoleAuthorizer(),
+    authorizer: policy ?? new RoleAuthorizer(),
     log,
     tpm,
+    policy,
+    jwt,
+    clientCerts,
   });
 
   const sweep = () => {
@@ -147,6 +164,7 @@ export async function openNode({
 
   return {
     app,
+    policy,
     store,
     merkle,
     seal,
@@ -168,23 +186,47 @@ export interface ListeningNode extends CustosNode {
   url: string;
 }
 
-/** Starts the HTTP server on `host:port` (port 0 picks a free one). */
-export async function listen(node: CustosNode, host: string, port: number): Promise<ListeningNode> {
+/** PEM contents for an HTTPS listener; with `clientCa`, client certificates are asked for and verified. */
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
+  clientCa?: Buffer;
+}
+
+/** Starts the HTTP(S) server on `host:port` (port 0 picks a free one). */
+export async function listen(
+  node: CustosNode,
+  host: string,
+  port: number,
+  tls?: TlsFiles,
+): Promise<ListeningNode> {
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve({ fetch: node.app.fetch, hostname: host, port }, () => resolve(s));
+    // A client without a certificate (or with another CA's) still completes
+    // the handshake — rejectUnauthorized is false — so that the gate answers
+    // it with a JSON 401 and an audit event; only `authorized` sockets count.
+    const https = tls && {
+      createServer: createHttpsServer,
+      serverOptions: {
+        cert: tls.cert,
+        key: tls.key,
+        minVersion: "TLSv1.2" as const,
+        ...(tls.clientCa && { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false }),
+      },
+    };
+    const s = serve({ fetch: node.app.fetch, hostname: host, port, ...https }, () => resolve(s));
     s.once("error", reject);
   });
   const address = server.address() as AddressInfo;
   const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return {
     ...node,
-    url: `http://${shown}:${address.port}`,
+    url: `${tls ? "https" : "http"}://${shown}:${address.port}`,
     async close() {
       // Stop accepting, let requests in flight finish (their audit events are
       // already on their way to the store), then cut idle keep-alive sockets,
       // and any connection still open after a grace period.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // serve() makes a plain node:http server: no TLS or HTTP/2 options are passed.
+      // serve() makes a node:http or node:https server (never HTTP/2): both have these methods.
       const http = server as Server;
       http.closeIdleConnections();
       const grace = setTimeout(() => http.closeAllConnections(), 5_000);

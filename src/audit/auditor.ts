@@ -23,9 +23,16 @@ import type { AuditEventInput } from "./event.js";
 
 export type EventFields = Omit<AuditEventInput, "time">;
 
+/** What the policy decision adds to a request's events. */
+export interface RequestAnnotation {
+  rule: string;
+  breakGlass?: boolean;
+}
+
 export class Auditor {
   #contextKey: Secret | null = null;
   #eventfulRequests = new Set<string>();
+  #annotations = new Map<string, RequestAnnotation>();
 
   constructor(
     private readonly store: Store,
@@ -49,8 +56,30 @@ export class Auditor {
     const out = { time: this.now().toISOString() } as AuditEventInput;
     const target = out as unknown as Record<string, unknown>;
     for (const [k, v] of Object.entries(fields)) if (v !== undefined) target[k] = v;
-    if (out.requestId !== undefined) this.#eventfulRequests.add(out.requestId);
+    if (out.requestId !== undefined) {
+      this.#eventfulRequests.add(out.requestId);
+      const note = this.#annotations.get(out.requestId);
+      if (note !== undefined) {
+        out.rule ??= note.rule;
+        if (note.breakGlass) out.breakGlass = true;
+      }
+    }
     return out;
+  }
+
+  /**
+   * Marks every later event of the request with the policy decision that let
+   * it through (the envelope and key-ring events are made far from the
+   * gate that decided); forgotten by `endRequest`.
+   */
+  annotate(requestId: string, note: RequestAnnotation): void {
+    this.#annotations.set(requestId, note);
+  }
+
+  /** Forgets a finished request: whether it had an event, and its annotation. */
+  endRequest(requestId: string): void {
+    this.#eventfulRequests.delete(requestId);
+    this.#annotations.delete(requestId);
   }
 
   /**

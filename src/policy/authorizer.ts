@@ -1,9 +1,11 @@
 /**
- * First-cut authorisation: a fixed role table behind the `Authorizer` seam
- * that the policy engine will replace. Deny by default: an operation not
- * listed for one of the caller's roles is refused, and every decision names
- * the rule that made it so the audit can say why. `root` (the init token) may
- * do everything, as Vault's root token can; it is meant for bootstrap only.
+ * The `Authorizer` seam the HTTP gate calls, the API's operation names, and
+ * the first-cut implementation behind it: a fixed role table, used when the
+ * server runs without `--policy` (the policy engine, src/policy/engine.ts,
+ * implements the same seam). Deny by default: an operation not listed for
+ * one of the caller's roles is refused, and every decision names the rule
+ * that made it so the audit can say why. `root` (the init token) may do
+ * everything, as Vault's root token can; it is meant for bootstrap only.
  */
 
 export const OPERATIONS = [
@@ -16,13 +18,18 @@ export const OPERATIONS = [
   "keys.read",
   "keys.rotate",
   "keys.update",
+  "keys.disable",
   "keys.destroy",
+  "keys.cancel-destruction",
   "keys.datakey",
   "keys.encrypt",
   "keys.decrypt",
   "keys.rewrap",
   "tokens.create",
   "audit.read",
+  "sys.policy.reload",
+  "reviews.read",
+  "reviews.close",
 ] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
@@ -34,6 +41,10 @@ export const GRANTABLE_ROLES = ["admin", "custodian", "service", "auditor"] as c
 export interface Principal {
   id: string;
   roles: readonly string[];
+  /** The principal's organisation, when a policy says it. */
+  organisation?: string;
+  /** How the caller proved who it is: `token`, `jwt:<rule>`, `mtls:<rule>`. */
+  via?: string;
 }
 
 export interface AuthzRequest {
@@ -41,6 +52,8 @@ export interface AuthzRequest {
   operation: Operation;
   key?: string;
   purpose?: string;
+  /** The request's encryption context, for conditions such as `context.institution`. */
+  context?: Readonly<Record<string, string>>;
 }
 
 export interface Decision {
@@ -48,9 +61,19 @@ export interface Decision {
   /** The rule that decided, e.g. `role:service` or `default-deny`. */
   rule: string;
   reason: string;
+  /** Refused only for want of approvals (four eyes): the caller must request them. */
+  needsApproval?: boolean;
+  /** Allowed by break-glass: the use must be reviewed by one of these roles, never the user. */
+  review?: { roles: readonly string[]; within: string };
 }
 
 export interface Authorizer {
+  /** Whether decisions depend on the purpose of use and context (then the gate must find them). */
+  readonly usesPurpose: boolean;
+  /** The principal decisions are about, for a token holder; null when unknown to this authoriser. */
+  resolve(principal: Principal): Principal | null;
+  /** Verified JWT or client-certificate claims as a principal; absent where nothing maps claims. */
+  fromClaims?(claims: Readonly<Record<string, unknown>>, via: "jwt" | "mtls"): Principal | null;
   decide(request: AuthzRequest): Decision;
 }
 
@@ -66,7 +89,9 @@ const ROLE_TABLE: Record<Exclude<Role, "root">, ReadonlySet<Operation>> = {
     "keys.read",
     "keys.rotate",
     "keys.update",
+    "keys.disable",
     "keys.destroy",
+    "keys.cancel-destruction",
   ]),
   custodian: new Set<Operation>(["sys.seal", "sys.unseal.reset", "sys.tpm-seal.read"]),
   service: new Set<Operation>([
@@ -77,10 +102,16 @@ const ROLE_TABLE: Record<Exclude<Role, "root">, ReadonlySet<Operation>> = {
     "keys.decrypt",
     "keys.rewrap",
   ]),
-  auditor: new Set<Operation>(["keys.list", "keys.read", "audit.read"]),
+  auditor: new Set<Operation>(["keys.list", "keys.read", "audit.read", "reviews.read", "reviews.close"]),
 };
 
 export class RoleAuthorizer implements Authorizer {
+  readonly usesPurpose = false;
+
+  resolve(principal: Principal): Principal {
+    return principal;
+  }
+
   decide({ principal, operation }: AuthzRequest): Decision {
     for (const role of principal.roles) {
       if (role === "root") return { allow: true, rule: "role:root", reason: "root token" };

@@ -17,8 +17,12 @@ export const POLICY_VERSION = "custos-policy/v1";
 
 /** Using a key: what a storage service or clinician does. */
 export const USE_OPERATIONS = ["datakey", "encrypt", "decrypt", "rewrap"] as const;
-/** Administering a key: its life cycle. */
-export const ADMIN_OPERATIONS = ["create", "rotate", "disable", "destroy"] as const;
+/** Administering a key: its life cycle (`update`: enable/disable, minimum decryption version, rotation period, cancelling a destruction). */
+export const ADMIN_OPERATIONS = ["create", "rotate", "update", "disable", "destroy"] as const;
+/** Reading one key's description (never its material). */
+export const INSPECT_OPERATIONS = ["read"] as const;
+/** Operations on the node rather than on a key: listing keys, minting tokens, the TPM seal. */
+export const NODE_OPERATIONS = ["list", "token-create", "tpm-seal-read", "tpm-seal-write"] as const;
 /** Ceremony steps on the root key (ARCHITECTURE.md, "Custody: the seal"). */
 export const CEREMONY_OPERATIONS = [
   "ceremony-init",
@@ -31,6 +35,8 @@ export const CEREMONY_OPERATIONS = [
 export const OPERATIONS = [
   ...USE_OPERATIONS,
   ...ADMIN_OPERATIONS,
+  ...INSPECT_OPERATIONS,
+  ...NODE_OPERATIONS,
   "read-audit",
   "policy-change",
   ...CEREMONY_OPERATIONS,
@@ -38,7 +44,7 @@ export const OPERATIONS = [
 export type PolicyOperation = (typeof OPERATIONS)[number];
 export type UseOperation = (typeof USE_OPERATIONS)[number];
 
-const KEY_OPS: ReadonlySet<string> = new Set([...USE_OPERATIONS, ...ADMIN_OPERATIONS]);
+const KEY_OPS: ReadonlySet<string> = new Set([...USE_OPERATIONS, ...ADMIN_OPERATIONS, ...INSPECT_OPERATIONS]);
 /** Operations that act on one named key (the others act on the node or the audit log). */
 export function isKeyOperation(op: string): boolean {
   return KEY_OPS.has(op);

@@ -36,7 +36,7 @@ function route<S extends z.ZodType, R extends z.ZodType>(
     tags: ["envelope"],
     summary,
     security: [{ bearer: [] }],
-    middleware: [gate(operation)] as const,
+    middleware: [gate(operation, { useBody: true })] as const,
     request: {
       params: KeyNameParam,
       body: { required: true, content: { "application/json": { schema: body } } },

@@ -24,7 +24,7 @@ export function keyRoutes(app: OpenAPIHono, { keys }: AppDeps, gate: Gate): void
       tags: ["keys"],
       summary: "Create a key (version 1)",
       security: [{ bearer: [] }],
-      middleware: [gate("keys.create")] as const,
+      middleware: [gate("keys.create", { keyFromBody: true })] as const,
       request: { body: { required: true, content: { "application/json": { schema: CreateKeyRequest } } } },
       responses: { 201: json(KeyInfoSchema, "The new key"), ...errors },
     }),
@@ -82,7 +82,10 @@ export function keyRoutes(app: OpenAPIHono, { keys }: AppDeps, gate: Gate): void
       tags: ["keys"],
       summary: "Enable or disable, set the minimum decryption version or the rotation period",
       security: [{ bearer: [] }],
-      middleware: [gate("keys.update")] as const,
+      // Disabling is its own policy operation; every other change is an update.
+      middleware: [
+        gate("keys.update", { refine: (b) => (b.enabled === false ? "keys.disable" : "keys.update") }),
+      ] as const,
       request: {
         params: KeyNameParam,
         body: { required: true, content: { "application/json": { schema: UpdateKeyRequest } } },
@@ -113,7 +116,7 @@ export function keyRoutes(app: OpenAPIHono, { keys }: AppDeps, gate: Gate): void
       tags: ["keys"],
       summary: "Cancel a scheduled destruction; the key stays disabled until enabled",
       security: [{ bearer: [] }],
-      middleware: [gate("keys.destroy")] as const,
+      middleware: [gate("keys.cancel-destruction")] as const,
       request: { params: KeyNameParam },
       responses: { 200: json(KeyInfoSchema, "The key, disabled"), ...errors },
     }),

@@ -12,7 +12,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import pino from "pino";
-import { type CustosNode, listen, openNode } from "../../api/server.js";
+import { JwtVerifier } from "../../api/jwt.js";
+import { reloadPolicy } from "../../api/policy-reload.js";
+import { type CustosNode, listen, openNode, type TlsFiles } from "../../api/server.js";
 import { type AuditContextConfig, auditContextConfig } from "../../audit/audit-context.js";
 import { Auditor, durably } from "../../audit/auditor.js";
 import type { WitnessConfig } from "../../audit/witness-collector.js";
@@ -25,6 +27,7 @@ import {
   parsePrivateKeyFile,
 } from "../../custody/custodian-key.js";
 import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
+import { PolicyEngine, PolicyLoadError } from "../../policy/engine.js";
 import { CliError, EXIT } from "../client.js";
 import { collect } from "../io.js";
 
@@ -70,6 +73,20 @@ export function serverCommand(program: Command): void {
       "--tpm-seal [pcrs]",
       "seal the root key to the TPM at the next unseal (comma-separated SHA-256 PCRs, default 7), so restarts need no custodians",
     )
+    .option(
+      "--policy <file>",
+      "policy document deciding every request (default: CUSTOS_POLICY); reloaded on SIGHUP. Without one, the built-in role table decides",
+    )
+    .option("--jwks-file <file>", "accept bearer JWTs signed by these keys (a JWKS document); needs --policy")
+    .option("--jwks-url <url>", "accept bearer JWTs signed by the keys at this JWKS URL; needs --policy")
+    .option("--jwt-issuer <iss>", "the issuer (iss) JWTs must name")
+    .option("--jwt-audience <aud>", "the audience (aud) JWTs must name")
+    .option("--tls-cert <file>", "listen with HTTPS: the server's certificate chain (PEM)")
+    .option("--tls-key <file>", "the server's private key (PEM)")
+    .option(
+      "--tls-client-ca <file>",
+      "mutual TLS: verify client certificates against this CA (PEM); the policy maps them to principals",
+    )
     .option("--log-level <level>", "pino log level", "info")
     .action(
       async (opts: {
@@ -85,6 +102,14 @@ export function serverCommand(program: Command): void {
         clearContextKeys?: string;
         tpm?: string | false;
         tpmSeal?: string | true;
+        policy?: string;
+        jwksFile?: string;
+        jwksUrl?: string;
+        jwtIssuer?: string;
+        jwtAudience?: string;
+        tlsCert?: string;
+        tlsKey?: string;
+        tlsClientCa?: string;
         logLevel: string;
       }) => {
         if (!opts.dev && !opts.dataDir)
@@ -96,6 +121,9 @@ export function serverCommand(program: Command): void {
           throw new CliError("--destruction-wait-seconds must be a non-negative integer", EXIT.usage);
         }
         const { host, port } = parseListen(opts.listen);
+        const policy = loadPolicy(opts.policy ?? process.env.CUSTOS_POLICY);
+        const jwt = jwtVerifier(opts, policy);
+        const tls = tlsFiles(opts, policy);
         const witnesses = witnessConfig(opts.witness, opts.witnessKey, opts.witnessInterval);
         const auditContext = contextKeys(opts.identifyingContextKeys, opts.clearContextKeys);
         // Files the node creates (database, WAL, dev keys) are the owner's alone.
@@ -113,7 +141,17 @@ export function serverCommand(program: Command): void {
         if (tpmSealPcrs && !tpm) throw new CliError("--tpm-seal needs a TPM (--tpm ADDRESS)", EXIT.usage);
         let node: CustosNode;
         try {
-          node = await openNode({ dataDir, destructionWaitSeconds: wait, log, witnesses, auditContext, tpm });
+          node = await openNode({
+            dataDir,
+            destructionWaitSeconds: wait,
+            log,
+            witnesses,
+            auditContext,
+            tpm,
+            policy,
+            jwt,
+            clientCerts: tls?.clientCa !== undefined,
+          });
         } catch (err) {
           if (devSwtpm) stopDevSwtpm(devSwtpm);
           throw err;
@@ -123,7 +161,7 @@ export function serverCommand(program: Command): void {
           const why = node.tpm.statusNow().lastError;
           if (why) process.stderr.write(`custos: starting sealed: ${why}\n`);
         }
-        const running = await listen(node, host, port);
+        const running = await listen(node, host, port, tls);
         let rootToken: string | null = null;
         if (opts.dev) rootToken = await devBootstrap(node, dataDir, opts.devRootToken);
         log.info(
@@ -133,6 +171,7 @@ export function serverCommand(program: Command): void {
             sealed: node.seal.sealed,
             tpm: tpm ?? null,
             tpmSeal: node.tpm?.statusNow().state ?? "off",
+            policy: policy ? { file: policy.file, digest: policy.digest } : null,
           },
           "custos listening",
         );
@@ -168,10 +207,82 @@ export function serverCommand(program: Command): void {
               () => process.exit(1),
             );
         };
+        if (policy) {
+          // A refused document is logged and the running policy stays; the reload is audited either way.
+          process.on("SIGHUP", () => {
+            reloadPolicy(policy, new Auditor(node.store), { principal: "operator (SIGHUP)" }, log).catch(
+              (err: unknown) =>
+                log.error({ err }, "policy reload could not be audited; the running policy stays"),
+            );
+          });
+        }
         process.once("SIGINT", () => stop("SIGINT"));
         process.once("SIGTERM", () => stop("SIGTERM"));
       },
     );
+}
+
+/** The policy the node runs, or null for the role table; a document with errors stops the start (exit 2). */
+function loadPolicy(file: string | undefined): PolicyEngine | null {
+  if (file === undefined || file === "") return null;
+  try {
+    return PolicyEngine.fromFile(file);
+  } catch (err) {
+    if (err instanceof PolicyLoadError) throw new CliError(err.message, EXIT.usage);
+    throw err;
+  }
+}
+
+function jwtVerifier(
+  opts: { jwksFile?: string; jwksUrl?: string; jwtIssuer?: string; jwtAudience?: string },
+  policy: PolicyEngine | null,
+): JwtVerifier | null {
+  if (opts.jwksFile === undefined && opts.jwksUrl === undefined) {
+    if (opts.jwtIssuer || opts.jwtAudience)
+      throw new CliError("--jwt-issuer/--jwt-audience need --jwks-file or --jwks-url", EXIT.usage);
+    return null;
+  }
+  if (!policy)
+    throw new CliError("JWTs are mapped to principals by the policy: give --policy too", EXIT.usage);
+  try {
+    return JwtVerifier.fromOptions({
+      jwksFile: opts.jwksFile,
+      jwksUrl: opts.jwksUrl,
+      issuer: opts.jwtIssuer ?? "",
+      audience: opts.jwtAudience ?? "",
+    });
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT.usage);
+  }
+}
+
+function tlsFiles(
+  opts: { tlsCert?: string; tlsKey?: string; tlsClientCa?: string },
+  policy: PolicyEngine | null,
+): TlsFiles | undefined {
+  if (opts.tlsCert === undefined && opts.tlsKey === undefined) {
+    if (opts.tlsClientCa) throw new CliError("--tls-client-ca needs --tls-cert and --tls-key", EXIT.usage);
+    return undefined;
+  }
+  if (!opts.tlsCert || !opts.tlsKey) throw new CliError("give --tls-cert and --tls-key together", EXIT.usage);
+  if (opts.tlsClientCa && !policy) {
+    throw new CliError(
+      "client certificates are mapped to principals by the policy: give --policy too",
+      EXIT.usage,
+    );
+  }
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new CliError(`${flag} ${file}: ${(err as Error).message}`, EXIT.usage);
+    }
+  };
+  return {
+    cert: read("--tls-cert", opts.tlsCert),
+    key: read("--tls-key", opts.tlsKey),
+    ...(opts.tlsClientCa && { clientCa: read("--tls-client-ca", opts.tlsClientCa) }),
+  };
 }
 
 const SWTPM_SCRIPT = resolve(import.meta.dirname, "../../../hsm-sim/swtpm.sh");
