@@ -4,9 +4,11 @@
  * with commitments and a key check value, encrypt each share to its
  * custodian, and seal the audit key under the new root. Nothing here is
  * stored; the caller makes the result durable and only then uses it, and
- * disposes of it if that fails.
+ * disposes of it if that fails (`commitInit` makes it durable).
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
+import type { Auditor } from "../audit/auditor.js";
+import { durably } from "../audit/auditor.js";
 import { AUDIT_SIGNING_KEY, AUDIT_SIGNING_KEY_CONTEXT } from "../audit/merkle-log.js";
 import { b64u, hex, randomBytes, zero } from "../crypto/bytes.js";
 import { ROOT_KEY_NAME, wrap } from "../crypto/envelope.js";
@@ -14,8 +16,9 @@ import { isUsableX25519PublicKey } from "../crypto/hpke.js";
 import { SoftwareKeyHandle } from "../crypto/key-handle.js";
 import { Secret } from "../crypto/secret.js";
 import { keyCheckValue, MAX_SHARES, MIN_THRESHOLD, splitRootKey } from "../crypto/shamir.js";
+import { hashToken, newToken } from "../crypto/token.js";
 import { CustosError } from "../errors.js";
-import type { SealConfig } from "../store/store.js";
+import type { SealConfig, Store } from "../store/store.js";
 import { CUSTODIAN_ID_RE } from "./custodian-key.js";
 import { type ShareFile, sealShareFile } from "./share-format.js";
 
@@ -83,22 +86,30 @@ export async function makeCustody(
         }),
       );
     }
-    const signingKey = ed25519.utils.randomSecretKey();
-    try {
-      const sealedSecrets = {
-        "audit-key": await wrap(root, ROOT_KEY_NAME, 1, auditKey.reveal(), AUDIT_KEY_CONTEXT),
-        [AUDIT_SIGNING_KEY]: await wrap(root, ROOT_KEY_NAME, 1, signingKey, AUDIT_SIGNING_KEY_CONTEXT),
-      };
-      return { config, shareFiles, root, rootKey: Secret.of(rk.reveal().slice()), auditKey, sealedSecrets };
-    } finally {
-      zero(signingKey);
-    }
+    const sealedSecrets = await sealSystemSecrets(root, auditKey);
+    return { config, shareFiles, root, rootKey: Secret.of(rk.reveal().slice()), auditKey, sealedSecrets };
   } catch (err) {
     root.dispose();
     auditKey.dispose();
     throw err;
   } finally {
     for (const s of split.shares) s.share.dispose();
+  }
+}
+
+/** The system secrets sealed under a new root key (docs/FORMATS.md §4): the audit HMAC key and a fresh audit signing key. */
+export async function sealSystemSecrets(
+  root: SoftwareKeyHandle,
+  auditKey: Secret,
+): Promise<Record<string, Uint8Array>> {
+  const signingKey = ed25519.utils.randomSecretKey();
+  try {
+    return {
+      "audit-key": await wrap(root, ROOT_KEY_NAME, 1, auditKey.reveal(), AUDIT_KEY_CONTEXT),
+      [AUDIT_SIGNING_KEY]: await wrap(root, ROOT_KEY_NAME, 1, signingKey, AUDIT_SIGNING_KEY_CONTEXT),
+    };
+  } finally {
+    zero(signingKey);
   }
 }
 
@@ -138,4 +149,44 @@ function validateCustodians(threshold: number, custodians: CustodianInput[]): Ui
     }
     return key;
   });
+}
+
+/**
+ * Makes an init durable — seal configuration, sealed system secrets, a new
+ * root token, the audit event, in one store transaction — and returns the
+ * root token. A store that fails with "outcome unknown" (its writer died
+ * around the commit) may in fact have committed: then the shares and root
+ * token about to be lost are the only ones that open this node, so the store
+ * is asked which init it holds, and ours is answered as a success.
+ */
+export async function commitInit(
+  store: Store,
+  auditor: Auditor,
+  made: Pick<NewCustody, "config" | "sealedSecrets">,
+  reason: string,
+  requestId?: string,
+): Promise<string> {
+  const rootToken = newToken();
+  const write = () =>
+    store.initialize(
+      made.config,
+      made.sealedSecrets,
+      {
+        hash: hashToken(rootToken),
+        principal: "root",
+        roles: ["root"],
+        createdBy: "init",
+        createdAt: new Date().toISOString(),
+        expiresAt: null,
+      },
+      auditor.event({ principal: "anonymous", operation: "sys.init", decision: "allow", reason, requestId }),
+    );
+  try {
+    await durably(write, "custos is already initialised");
+  } catch (err) {
+    if (!(err instanceof CustosError) || err.code !== "audit_unavailable") throw err;
+    const stored = await store.getSealConfig().catch(() => null);
+    if (stored?.initId !== made.config.initId) throw err;
+  }
+  return rootToken;
 }

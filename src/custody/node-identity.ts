@@ -16,6 +16,7 @@
  * that copy and hold a real ceremony; the shares stay the custodians' to give.
  * Strict Ed25519 verification (RFC 8032, not ZIP-215) is used.
  */
+import { hkdfSync } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ed25519 } from "@noble/curves/ed25519.js";
@@ -100,6 +101,31 @@ export class NodeIdentity {
 
   signCeremony(initId: Uint8Array, nonce: Uint8Array, ceremonyPublicKey: Uint8Array): Uint8Array {
     return ed25519.sign(ceremonyMessage(initId, nonce, ceremonyPublicKey), this.#secretKey.reveal());
+  }
+
+  /**
+   * Signs a request to a share node (threshold/request-auth.ts). Only
+   * messages under that label are signed here, so this cannot be made to sign
+   * a ceremony message or anything else.
+   */
+  signShareRequest(message: Uint8Array): Uint8Array {
+    const label = utf8("custos/share-request/v1");
+    if (message.length < label.length || !label.every((b, i) => message[i] === b)) {
+      throw new RangeError("not a share-node request message");
+    }
+    return ed25519.sign(message, this.#secretKey.reveal());
+  }
+
+  /**
+   * An X25519 private key derived from the identity seed for one purpose
+   * (HKDF-SHA256, info = `label`): the repository key of docs/FORMATS.md §5.8
+   * is `deriveX25519("custos/repository-key/v1")`. Derived rather than stored
+   * so it needs no second file to back up, and domain-separated so the
+   * signing key is never used for anything but signing.
+   */
+  deriveX25519(label: string): Secret {
+    const out = new Uint8Array(hkdfSync("sha256", this.#secretKey.reveal(), new Uint8Array(0), label, 32));
+    return Secret.of(out);
   }
 
   dispose(): void {

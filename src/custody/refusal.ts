@@ -13,7 +13,9 @@ export type ShareRefusal =
   | "undecryptable"
   | "wrong_init"
   | "commitment_mismatch"
-  | "key_check_failed";
+  | "key_check_failed"
+  | "unknown_path"
+  | "wrong_format";
 
 const REFUSAL_TEXT: Record<ShareRefusal, string> = {
   wrong_ceremony:
@@ -24,18 +26,25 @@ const REFUSAL_TEXT: Record<ShareRefusal, string> = {
   wrong_init: "it belongs to another initialisation of custos, not the one this node holds",
   commitment_mismatch: "it does not match its commitment (corrupted or altered share)",
   key_check_failed: "the reconstructed key failed its key check value; the ceremony was reset",
+  unknown_path: "no custodian leaf of this node's custody tree has this path",
+  wrong_format:
+    "its format does not match this node's custody (custos-share/v1 for a flat k-of-N, custos-share/v2 for a custody tree)",
 };
 
+/** Refuses a share, naming the custodian and, in a custody tree, the leaf's path. */
 export class ShareRefusedError extends CustosError {
   constructor(
     readonly custodian: string,
     readonly reason: ShareRefusal,
+    readonly path?: string,
   ) {
     super(
       reason === "duplicate_custodian" || reason === "wrong_ceremony" || reason === "wrong_init" ? 409 : 400,
       "share_refused",
-      `share of custodian '${custodian}' refused: ${REFUSAL_TEXT[reason]}`,
-      { custodian, reason },
+      path === undefined
+        ? `share of custodian '${custodian}' refused: ${REFUSAL_TEXT[reason]}`
+        : `share at ${path} refused: ${REFUSAL_TEXT[reason]}`,
+      path === undefined ? { custodian, reason } : { custodian, reason, path },
     );
   }
 }

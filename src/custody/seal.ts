@@ -1,8 +1,10 @@
 /**
  * The seal: the life cycle of the root key on this node. `init` makes the root
- * key, splits it k-of-N among custodians and forgets it only after the shares
- * and the sealed system secrets are durable; after a restart the node is
- * sealed until k custodians submit shares to an unseal ceremony. A ceremony
+ * key, splits it k-of-N among custodians — or over a custody tree of
+ * custodians, repositories and the TPM (tree.ts) — and forgets it only after
+ * the shares and the sealed system secrets are durable; after a restart the
+ * node is sealed until custodians submit shares to an unseal ceremony and,
+ * for a tree, the node has read its repositories and TPM leaf. A ceremony
  * has a nonce and an ephemeral HPKE key, so a submission is bound to it; each
  * submission is checked on its own (ceremony, custodian, decryption, init id,
  * commitment) and a bad one is refused by name without spoiling the shares
@@ -12,64 +14,41 @@
  */
 import type { Auditor } from "../audit/auditor.js";
 import { durably } from "../audit/auditor.js";
-import { b64u, constantTimeEqual, hex, randomBytes } from "../crypto/bytes.js";
+import { b64u, constantTimeEqual } from "../crypto/bytes.js";
 import { unwrap } from "../crypto/envelope.js";
-import { generateX25519KeyPair } from "../crypto/hpke.js";
 import { type KeyHandle, SoftwareKeyHandle } from "../crypto/key-handle.js";
 import { Secret } from "../crypto/secret.js";
-import { combineShares, KeyCheckError, keyCheckValue, verifyShareCommitment } from "../crypto/shamir.js";
-import { hashToken, newToken } from "../crypto/token.js";
+import { combineShares, KeyCheckError, keyCheckValue } from "../crypto/shamir.js";
 import { CustosError } from "../errors.js";
 import type { DisposableKeyHandle } from "../protect/levels.js";
 import type { SealConfig, Store } from "../store/store.js";
-import { AUDIT_KEY_CONTEXT, type CustodianInput, makeCustody } from "./init-ceremony.js";
-import { NodeIdentity } from "./node-identity.js";
-import { type ShareRefusal, ShareRefusedError } from "./refusal.js";
+import { checkFlatSubmission } from "./flat-unseal.js";
 import {
-  openUnsealSubmission,
-  type ShareFile,
-  type SharePayload,
-  type UnsealSubmission,
-} from "./share-format.js";
+  AUDIT_KEY_CONTEXT,
+  type CustodianInput,
+  commitInit,
+  makeCustody,
+  type NewCustody,
+} from "./init-ceremony.js";
+import { NodeIdentity } from "./node-identity.js";
+import type { LeafFailure, NodeShares } from "./node-shares.js";
+import { type ShareRefusal, ShareRefusedError } from "./refusal.js";
+import { type SealStatus, sealStatus } from "./seal-status.js";
+import type { ShareFile, UnsealSubmission } from "./share-format.js";
+import { leaves, type TreeInput } from "./tree.js";
+import { makeTreeCustody, type NewTreeCustody, storeNodeShares } from "./tree-custody.js";
+import { TREE_UNSEAL_FORMAT, type TreeShareFile, type TreeUnsealSubmission } from "./tree-share-format.js";
+import { checkTreeSubmission, combineTree, readNodeShares, treeSatisfied } from "./tree-unseal.js";
+import { UnsealCeremony } from "./unseal-ceremony.js";
 
-export interface InitResult {
+export type { SealStatus } from "./seal-status.js";
+
+export interface InitResult<F = ShareFile> {
   initId: string;
   threshold: number;
-  shareFiles: ShareFile[];
+  /** `custos-share/v1` files for a flat k-of-N, `custos-share/v2` for a custody tree. */
+  shareFiles: F[];
   rootToken: string;
-}
-
-export interface SealStatus {
-  initialized: boolean;
-  sealed: boolean;
-  threshold: number;
-  shares: number;
-  progress: number;
-  /** Current unseal ceremony: nonce (hex) and ephemeral HPKE public key (b64u); null when unsealed. */
-  nonce: string | null;
-  ceremonyPublicKey: string | null;
-  /** When the shares submitted so far are discarded if nobody else submits; null with no progress. */
-  ceremonyExpiresAt: string | null;
-  /** Ed25519 signature by the node's identity over init id ‖ nonce ‖ ceremony key (docs/FORMATS.md §5.4). */
-  ceremonySignature: string | null;
-  /** The node's identity key, b64u; custodians check it against their share file, not against this. */
-  nodePublicKey: string;
-  initId: string | null;
-  custodians: string[];
-  submitted: string[];
-  rootGeneration: number;
-}
-
-interface Ceremony {
-  nonce: Uint8Array;
-  publicKey: Uint8Array;
-  privateKey: Secret;
-  accepted: Map<string, SharePayload>;
-  /** The node's signature over init id, nonce and ceremony key. */
-  signature: Uint8Array;
-  /** Discards the accepted shares when no custodian has acted for a while. */
-  expiry: NodeJS.Timeout | null;
-  expiresAt: number | null;
 }
 
 /** Accepted shares are dropped when no custodian has submitted for this long. */
@@ -85,9 +64,17 @@ export interface SealOptions {
    * says where the key came from, so a TPM seal is not re-sealed by itself.
    */
   protectRoot?: (rootKey: Secret, source: RootSource) => Promise<DisposableKeyHandle>;
+  /** The repositories and TPM leaf of a custody tree (node-shares.ts); without it a tree may hold custodians only. */
+  nodeShares?: NodeShares;
 }
 
-export type RootSource = "init" | "custodians" | "tpm-seal";
+export type RootSource = "init" | "custodians" | "tpm-seal" | "repositories";
+
+/** What a read of the node-held leaves gave: the status, and every leaf that gave no good share. */
+export interface NodeUnsealResult {
+  status: SealStatus;
+  failures: LeafFailure[];
+}
 
 async function softwareRoot(rootKey: Secret): Promise<DisposableKeyHandle> {
   return new SoftwareKeyHandle(rootKey);
@@ -98,7 +85,7 @@ type Listener = (root: KeyHandle) => Promise<void> | void;
 export class SealManager {
   #config: SealConfig | null;
   #root: DisposableKeyHandle | null = null;
-  #ceremony: Ceremony | null = null;
+  #ceremony: UnsealCeremony | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #onUnseal: Listener[] = [];
   #onSeal: (() => void)[] = [];
@@ -110,6 +97,7 @@ export class SealManager {
     private readonly ceremonyIdleMs: number,
     private readonly identity: NodeIdentity,
     private readonly protectRoot: (rootKey: Secret, source: RootSource) => Promise<DisposableKeyHandle>,
+    private readonly nodeShares: NodeShares | null,
   ) {
     this.#config = config;
   }
@@ -118,7 +106,8 @@ export class SealManager {
     const idle = options.ceremonyIdleMs ?? DEFAULT_CEREMONY_IDLE_MS;
     const identity = options.identity ?? NodeIdentity.generate();
     const protect = options.protectRoot ?? softwareRoot;
-    return new SealManager(store, auditor, await store.getSealConfig(), idle, identity, protect);
+    const config = await store.getSealConfig();
+    return new SealManager(store, auditor, config, idle, identity, protect, options.nodeShares ?? null);
   }
 
   onUnseal(listener: Listener): void {
@@ -154,68 +143,59 @@ export class SealManager {
   status(): SealStatus {
     const config = this.#config;
     const ceremony = this.sealed && config ? this.#currentCeremony() : null;
-    return {
-      initialized: config !== null,
-      sealed: this.sealed,
-      threshold: config?.threshold ?? 0,
-      shares: config?.shares ?? 0,
-      progress: ceremony?.accepted.size ?? 0,
-      nonce: ceremony ? hex.encode(ceremony.nonce) : null,
-      ceremonyPublicKey: ceremony ? b64u.encode(ceremony.publicKey) : null,
-      ceremonyExpiresAt: ceremony?.expiresAt ? new Date(ceremony.expiresAt).toISOString() : null,
-      ceremonySignature: ceremony ? b64u.encode(ceremony.signature) : null,
-      nodePublicKey: b64u.encode(this.identity.publicKey),
-      initId: config?.initId ?? null,
-      custodians: config?.custodians.map((c) => c.id) ?? [],
-      submitted: ceremony ? [...ceremony.accepted.keys()] : [],
-      rootGeneration: config?.rootGeneration ?? 0,
-    };
+    return sealStatus(config, ceremony, this.sealed, this.identity.publicKey);
   }
 
   /** The init ceremony. The node is unsealed afterwards. */
   init(threshold: number, custodians: CustodianInput[], requestId?: string): Promise<InitResult> {
-    return this.#serially(() => this.#init(threshold, custodians, requestId));
+    // The flat form, unchanged since version 1: custos-share/v1 files, read back as a one-gate tree.
+    const ids = custodians.map((c) => c.id);
+    return this.#serially(() =>
+      this.#init(
+        () => makeCustody(threshold, custodians, this.identity.publicKey),
+        `initialised ${threshold}-of-${custodians.length} with custodians ${ids.join(", ")}`,
+        requestId,
+      ),
+    );
   }
 
-  async #init(threshold: number, custodians: CustodianInput[], requestId?: string): Promise<InitResult> {
+  /** The init ceremony over a custody tree: repositories and the TPM leaf get their shares before anything is committed. */
+  initTree(tree: TreeInput, requestId?: string): Promise<InitResult<TreeShareFile>> {
+    return this.#serially(() =>
+      this.#init(
+        () => makeTreeCustody(tree, this.identity.publicKey),
+        `initialised a custody tree ${tree.threshold} of ${tree.of.length} with leaves ${leaves(tree)
+          .map((l) => l.path)
+          .join(", ")}`,
+        requestId,
+      ),
+    );
+  }
+
+  async #init<F extends ShareFile | TreeShareFile>(
+    make: () => Promise<(NewCustody | NewTreeCustody) & { shareFiles: F[] }>,
+    what: string,
+    requestId?: string,
+  ): Promise<InitResult<F>> {
     if (this.#config !== null) {
       throw new CustosError(409, "already_initialized", "custos is already initialised");
     }
-    const { config, shareFiles, root, rootKey, auditKey, sealedSecrets } = await makeCustody(
-      threshold,
-      custodians,
-      this.identity.publicKey,
-    );
+    const made = await make();
+    const { config, shareFiles, root, rootKey, auditKey } = made;
     root.dispose();
-    const ids = custodians.map((c) => c.id);
     const initId = config.initId;
     try {
-      const rootToken = newToken();
-      const now = new Date().toISOString();
-      await this.#initializeStore(config.initId, () =>
-        this.store.initialize(
-          config,
-          sealedSecrets,
-          {
-            hash: hashToken(rootToken),
-            principal: "root",
-            roles: ["root"],
-            createdBy: "init",
-            createdAt: now,
-            expiresAt: null,
-          },
-          this.auditor.event({
-            principal: "anonymous",
-            operation: "sys.init",
-            decision: "allow",
-            reason: `initialised ${threshold}-of-${custodians.length} with custodians ${ids.join(", ")}; init id ${initId}`,
-            requestId,
-          }),
-        ),
+      if ("nodeLeaves" in made) await storeNodeShares(this.nodeShares, made);
+      const rootToken = await commitInit(
+        this.store,
+        this.auditor,
+        made,
+        `${what}; init id ${initId}`,
+        requestId,
       );
       this.#config = config;
       await this.#becomeUnsealed(await this.protectRoot(rootKey, "init"), auditKey);
-      return { initId, threshold, shareFiles, rootToken };
+      return { initId, threshold: config.threshold, shareFiles, rootToken };
     } catch (err) {
       rootKey.dispose();
       auditKey.dispose();
@@ -223,105 +203,155 @@ export class SealManager {
     }
   }
 
-  /**
-   * Makes the init durable. A store that fails with "outcome unknown" (its
-   * writer died around the commit) may in fact have committed: then the shares
-   * and root token about to be lost are the only ones that open this node, so
-   * the store is asked which init it holds, and ours is answered as a success.
-   */
-  async #initializeStore(initId: string, write: () => Promise<void>): Promise<void> {
-    try {
-      await durably(write, "custos is already initialised");
-    } catch (err) {
-      if (!(err instanceof CustosError) || err.code !== "audit_unavailable") throw err;
-      const stored = await this.store.getSealConfig().catch(() => null);
-      if (stored?.initId !== initId) throw err;
-    }
-  }
-
-  /** One custodian's share for the current unseal ceremony. */
-  submit(submission: UnsealSubmission, requestId?: string): Promise<SealStatus> {
+  /** One custodian's share for the current unseal ceremony (`custos-unseal/v1`, or v2 for a custody tree). */
+  submit(submission: UnsealSubmission | TreeUnsealSubmission, requestId?: string): Promise<SealStatus> {
     return this.#serially(() => this.#submit(submission, requestId));
   }
 
-  async #submit(sub: UnsealSubmission, requestId?: string): Promise<SealStatus> {
+  #refuser(custodian: string, requestId?: string, path?: string) {
+    return async (reason: ShareRefusal): Promise<never> => {
+      await this.auditor.record(
+        this.auditor.event({
+          principal: `custodian:${custodian}`,
+          operation: "sys.unseal.submit",
+          decision: "deny",
+          reason: path === undefined ? reason : `${reason} (${path})`,
+          custodian,
+          requestId,
+        }),
+      );
+      throw new ShareRefusedError(custodian, reason, path);
+    };
+  }
+
+  async #submit(sub: UnsealSubmission | TreeUnsealSubmission, requestId?: string): Promise<SealStatus> {
     const config = this.#config;
     if (config === null) {
       throw new CustosError(409, "not_initialized", "custos is not initialised: run custos operator init");
     }
     if (!this.sealed) throw new CustosError(409, "not_sealed", "custos is already unsealed");
     const ceremony = this.#currentCeremony();
+    if (sub.format === TREE_UNSEAL_FORMAT) return this.#submitTree(config, ceremony, sub, requestId);
     const custodian = sub.custodian;
-    const refuse = async (reason: ShareRefusal): Promise<never> => {
-      await this.auditor.record(
-        this.auditor.event({
-          principal: `custodian:${custodian}`,
-          operation: "sys.unseal.submit",
-          decision: "deny",
-          reason,
-          custodian,
-          requestId,
-        }),
-      );
-      throw new ShareRefusedError(custodian, reason);
-    };
+    const refuse = this.#refuser(custodian, requestId);
+    if (config.tree) return refuse("wrong_format");
 
-    if (sub.nonce !== hex.encode(ceremony.nonce)) return refuse("wrong_ceremony");
-    const record = config.custodians.find((c) => c.id === custodian);
-    if (record === undefined) return refuse("unknown_custodian");
-    if (ceremony.accepted.has(custodian)) return refuse("duplicate_custodian");
-    let payload: SharePayload;
-    try {
-      payload = await openUnsealSubmission(sub, ceremony.privateKey, ceremony.nonce);
-    } catch {
-      return refuse("undecryptable");
-    }
-    try {
-      if (hex.encode(payload.initId) !== config.initId) return await refuse("wrong_init");
-      const ok =
-        payload.holder === custodian &&
-        payload.index === record.index &&
-        verifyShareCommitment(
-          payload.initId,
-          record.index,
-          custodian,
-          payload.share.reveal(),
-          b64u.decode(record.commitment, "commitment"),
-        );
-      if (!ok) return await refuse("commitment_mismatch");
-    } catch (err) {
-      payload.share.dispose();
-      throw err;
-    }
+    const checked = await checkFlatSubmission(config, ceremony, sub);
+    if (!checked.ok) return refuse(checked.reason);
+    const share = checked.share;
+    await this.#accept(
+      ceremony,
+      custodian,
+      custodian,
+      share,
+      `share ${ceremony.accepted.size + 1} of ${config.threshold} accepted`,
+      requestId,
+    );
+    if (ceremony.accepted.size >= config.threshold) await this.#complete(config, ceremony, requestId);
+    else this.#armExpiry(ceremony);
+    return this.status();
+  }
 
-    ceremony.accepted.set(custodian, payload);
+  async #submitTree(
+    config: SealConfig,
+    ceremony: UnsealCeremony,
+    sub: TreeUnsealSubmission,
+    requestId?: string,
+  ): Promise<SealStatus> {
+    if (!config.tree) return this.#refuser(sub.path, requestId, sub.path)("wrong_format");
+    const checked = await checkTreeSubmission(config, config.tree, ceremony, sub);
+    if (!checked.ok) return this.#refuser(checked.custodian, requestId, checked.path)(checked.reason);
+    await this.#accept(
+      ceremony,
+      checked.path,
+      checked.custodian,
+      checked.value,
+      `share at ${checked.path} accepted`,
+      requestId,
+    );
+    if (treeSatisfied(config.tree, ceremony.accepted.keys()))
+      await this.#complete(config, ceremony, requestId);
+    else this.#armExpiry(ceremony);
+    return this.status();
+  }
+
+  /** Records an accepted share; one whose audit record cannot be written does not count. */
+  async #accept(
+    ceremony: UnsealCeremony,
+    key: string,
+    custodian: string,
+    share: Secret,
+    reason: string,
+    requestId?: string,
+  ): Promise<void> {
+    ceremony.accepted.set(key, share);
     try {
       await this.auditor.record(
         this.auditor.event({
           principal: `custodian:${custodian}`,
           operation: "sys.unseal.submit",
           decision: "allow",
-          reason: `share ${ceremony.accepted.size} of ${config.threshold} accepted`,
+          reason,
           custodian,
           requestId,
         }),
       );
     } catch (err) {
-      ceremony.accepted.delete(custodian);
-      payload.share.dispose();
+      ceremony.accepted.delete(key);
+      share.dispose();
       throw err;
     }
-    if (ceremony.accepted.size >= config.threshold) await this.#complete(config, ceremony, requestId);
-    else this.#armExpiry(ceremony);
-    return this.status();
   }
 
-  async #complete(config: SealConfig, ceremony: Ceremony, requestId?: string): Promise<void> {
-    const custodians = [...ceremony.accepted.keys()];
-    const shares = [...ceremony.accepted.values()].map((p) => p.share.reveal());
+  /**
+   * Reads the node-held leaves of the custody tree (repositories, TPM) into
+   * the current ceremony and unseals when the tree is satisfied. Unattended
+   * at start, and on `POST /v1/sys/unseal/repositories`. Throws 503
+   * `repositories_unavailable` naming every leaf that failed and every gate
+   * still short; the good shares stay in the ceremony (until it expires) for
+   * custodians to complete a mixed tree.
+   */
+  unsealFromNodeShares(requestId?: string): Promise<NodeUnsealResult> {
+    return this.#serially(async () => {
+      const config = this.#config;
+      if (config === null) throw sealedOrUninitialised(false);
+      if (!this.sealed) return { status: this.status(), failures: [] };
+      const ceremony = this.#currentCeremony();
+      const { satisfied, failures, reason, shortfall } = await readNodeShares(
+        config,
+        this.nodeShares,
+        ceremony,
+      );
+      await this.auditor.record(
+        this.auditor.event({
+          principal: "custos",
+          operation: "sys.unseal.repositories",
+          decision: satisfied ? "allow" : "deny",
+          reason,
+          requestId,
+        }),
+      );
+      if (satisfied) {
+        await this.#complete(config, ceremony, requestId);
+        return { status: this.status(), failures };
+      }
+      this.#armExpiry(ceremony);
+      throw new CustosError(503, "repositories_unavailable", shortfall, {
+        failed: failures.map((f) => f.path),
+      });
+    });
+  }
+
+  async #complete(config: SealConfig, ceremony: UnsealCeremony, requestId?: string): Promise<void> {
+    const holders = [...ceremony.accepted.keys()];
     let rk: Secret;
     try {
-      rk = await combineShares(shares, b64u.decode(config.kcv, "kcv"));
+      rk = config.tree
+        ? await combineTree(config, config.tree, ceremony.accepted)
+        : await combineShares(
+            [...ceremony.accepted.values()].map((share) => share.reveal()),
+            b64u.decode(config.kcv, "kcv"),
+          );
     } catch (err) {
       this.#resetCeremony();
       if (!(err instanceof KeyCheckError)) throw err;
@@ -330,14 +360,17 @@ export class SealManager {
           principal: "custos",
           operation: "sys.unseal",
           decision: "error",
-          reason: `key check value mismatch with shares of ${custodians.join(", ")}`,
+          reason: `key check value mismatch with shares of ${holders.join(", ")}`,
           requestId,
         }),
       );
-      throw new ShareRefusedError(custodians.join(", "), "key_check_failed");
+      throw new ShareRefusedError(holders.join(", "), "key_check_failed");
     }
     this.#resetCeremony();
-    await this.#unsealWith(rk, "custodians", `unsealed by custodians ${custodians.join(", ")}`, requestId);
+    const custodial = config.tree ? holders.every((h) => h.includes("/custodian:")) : true;
+    const source: RootSource = custodial ? "custodians" : "repositories";
+    const by = config.tree ? `leaves ${holders.join(", ")}` : `custodians ${holders.join(", ")}`;
+    await this.#unsealWith(rk, source, `unsealed by ${by}`, requestId);
   }
 
   /**
@@ -463,29 +496,14 @@ export class SealManager {
     this.#root = null;
   }
 
-  #currentCeremony(): Ceremony {
-    if (this.#ceremony === null) {
-      const { publicKey, privateKey } = generateX25519KeyPair();
-      const nonce = randomBytes(16);
-      const initId = hex.decode(this.#config?.initId ?? "", "initId");
-      this.#ceremony = {
-        nonce,
-        publicKey,
-        privateKey,
-        signature: this.identity.signCeremony(initId, nonce, publicKey),
-        accepted: new Map(),
-        expiry: null,
-        expiresAt: null,
-      };
-    }
+  #currentCeremony(): UnsealCeremony {
+    this.#ceremony ??= new UnsealCeremony(this.identity, this.#config?.initId ?? "");
     return this.#ceremony;
   }
 
-  /** (Re)arms the idle timer after a custodian acted: shares never linger in memory unattended. */
-  #armExpiry(ceremony: Ceremony): void {
-    if (ceremony.expiry) clearTimeout(ceremony.expiry);
-    ceremony.expiresAt = Date.now() + this.ceremonyIdleMs;
-    ceremony.expiry = setTimeout(() => {
+  /** (Re)arms the idle timer after a share was accepted: shares never linger in memory unattended. */
+  #armExpiry(ceremony: UnsealCeremony): void {
+    ceremony.arm(this.ceremonyIdleMs, () => {
       this.#serially(async () => {
         if (this.#ceremony !== ceremony) return;
         this.#resetCeremony();
@@ -500,15 +518,11 @@ export class SealManager {
       }).catch(() => {
         // The shares are gone either way; an audit failure here is reported by the store's own errors.
       });
-    }, this.ceremonyIdleMs);
-    ceremony.expiry.unref();
+    });
   }
 
   #resetCeremony(): void {
-    if (this.#ceremony === null) return;
-    if (this.#ceremony.expiry) clearTimeout(this.#ceremony.expiry);
-    for (const p of this.#ceremony.accepted.values()) p.share.dispose();
-    this.#ceremony.privateKey.dispose();
+    this.#ceremony?.dispose();
     this.#ceremony = null;
   }
 

@@ -5,6 +5,7 @@
  * JSON columns (custodians, roles) are parsed in exactly one place.
  */
 import type { AuditEvent, ChainedAuditEvent } from "../audit/event.js";
+import { TreeRecordSchema } from "../custody/tree.js";
 import type { KeyRecord, KeyState, KeyVersionRecord, SealConfig, TokenRecord } from "./store.js";
 
 export interface SealConfigRow {
@@ -57,19 +58,36 @@ export function bytes(b: Uint8Array): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
+/**
+ * The `custodians` column: a JSON array of custodian records for the flat
+ * form, `{"custodians": [...], "tree": {...}}` for a custody tree
+ * (docs/FORMATS.md §9). No schema change was needed, and a custos that
+ * predates trees refuses such a row instead of misreading it.
+ */
+function custodiansColumn(c: SealConfig): string {
+  const custodians = c.custodians.map((x) => ({
+    id: x.id,
+    index: x.index,
+    publicKey: x.publicKey,
+    commitment: x.commitment,
+  }));
+  return JSON.stringify(c.tree ? { custodians, tree: c.tree } : custodians);
+}
+
+function parseCustodiansColumn(text: string): Pick<SealConfig, "custodians" | "tree"> {
+  const value = JSON.parse(text) as
+    | SealConfig["custodians"]
+    | Required<Pick<SealConfig, "custodians" | "tree">>;
+  if (Array.isArray(value)) return { custodians: value };
+  return { custodians: value.custodians, tree: TreeRecordSchema.parse(value.tree) };
+}
+
 export function sealConfigToRow(c: SealConfig): SealConfigRow {
   return {
     init_id: c.initId,
     threshold: c.threshold,
     shares: c.shares,
-    custodians: JSON.stringify(
-      c.custodians.map((x) => ({
-        id: x.id,
-        index: x.index,
-        publicKey: x.publicKey,
-        commitment: x.commitment,
-      })),
-    ),
+    custodians: custodiansColumn(c),
     kcv: c.kcv,
     root_generation: c.rootGeneration,
     created_at: c.createdAt,
@@ -81,7 +99,7 @@ export function sealConfigFromRow(r: SealConfigRow): SealConfig {
     initId: r.init_id,
     threshold: r.threshold,
     shares: r.shares,
-    custodians: JSON.parse(r.custodians) as SealConfig["custodians"],
+    ...parseCustodiansColumn(r.custodians),
     kcv: r.kcv,
     rootGeneration: r.root_generation,
     createdAt: r.created_at,
