@@ -116,7 +116,7 @@ export function gateFactory(deps: GateDeps) {
         return refuse(
           who.principal ?? "anonymous",
           who.reason,
-          new CustosError(who.status, who.code, who.message),
+          new CustosError(who.status, who.code, who.message, who.rule ? { rule: who.rule } : undefined),
           who.rule,
         );
       }
