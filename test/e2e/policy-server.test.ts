@@ -25,6 +25,7 @@ const CONSORTIUM = fileURLToPath(new URL("../../policies/examples/consortium.yam
 const ISSUER = "https://login.nyulangone.example";
 const AUDIENCE = "custos";
 const ROOT = "dev-root-token-for-policy-tests";
+type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>["privateKey"];
 
 interface Reply {
   status: number;
@@ -38,8 +39,8 @@ describe("policy server over HTTPS (tokens, JWT, mutual TLS, reload, break-glass
   const original = readFileSync(CONSORTIUM, "utf8");
   let server: ServerProcess;
   const tokens = new Map<string, string>();
-  let signingKey: CryptoKey;
-  let strangerKey: CryptoKey;
+  let signingKey: SigningKey;
+  let strangerKey: SigningKey;
   let ciphertext = "";
 
   const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
@@ -141,7 +142,7 @@ describe("policy server over HTTPS (tokens, JWT, mutual TLS, reload, break-glass
 
   const jwt = (
     claims: Record<string, unknown> = {},
-    opts: { key?: CryptoKey; kid?: string; exp?: string } = {},
+    opts: { key?: SigningKey; kid?: string; exp?: string } = {},
   ) =>
     new SignJWT({ groups: ["ehr-clinicians"], ...claims })
       .setProtectedHeader({ alg: "ES256", kid: opts.kid ?? "k1" })
