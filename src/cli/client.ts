@@ -1,6 +1,8 @@
 /**
  * The CLI's HTTP client, after the `vault` CLI's conventions: the server is
- * `CUSTOS_ADDR` (default http://127.0.0.1:8200), the token `CUSTOS_TOKEN`.
+ * `CUSTOS_ADDR` (default http://127.0.0.1:8200), the token `CUSTOS_TOKEN`, and
+ * — for a server running a policy — the purpose of use of requests that do
+ * not carry one in their body, `CUSTOS_PURPOSE` (sent as X-Purpose-Of-Use).
  * Every failure becomes a `CliError` carrying the documented exit code and a
  * message that says what to do next; server errors keep their code and the
  * details the server gave (which custodian, which field).
@@ -47,6 +49,8 @@ export class Client {
   async request<T>(method: string, path: string, body?: unknown, opts: { auth?: boolean } = {}): Promise<T> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
+    const purpose = process.env.CUSTOS_PURPOSE;
+    if (purpose) headers["x-purpose-of-use"] = purpose;
     if (opts.auth !== false) {
       if (!this.token) {
         throw new CliError("no token: set CUSTOS_TOKEN (or pass --token) to a custos token", EXIT.usage);

@@ -304,6 +304,24 @@ describe("policy server over HTTPS (tokens, JWT, mutual TLS, reload, break-glass
     expect(flagged.length).toBeGreaterThanOrEqual(2);
     for (const e of flagged) expect(e).toMatchObject({ breakGlass: true, rule: "break-glass" });
 
+    // The CLI's report, over HTTPS with the test CA, as the privacy officer.
+    const env = {
+      CUSTOS_ADDR: server.url,
+      CUSTOS_TOKEN: tokens.get("vera") ?? "",
+      CUSTOS_PURPOSE: "HCOMPL",
+      NODE_EXTRA_CA_CERTS: f("ca.pem"),
+    };
+    const awaiting = await runCli(["audit", "report", "break-glass", "--format", "json"], env);
+    expect(awaiting.code, awaiting.stderr).toBe(0);
+    expect(JSON.parse(awaiting.stdout)).toContainEqual(
+      expect.objectContaining({
+        principal: "dr-wong",
+        key: "ehr-nyu-notes",
+        purpose: "ETREAT",
+        decision: expect.stringMatching(/^awaiting review by privacy-officer/),
+      }),
+    );
+
     const self = await call("POST", `/v1/reviews/${review!.id}/close`, {
       as: "dr-wong",
       purpose: "HCOMPL",
@@ -323,6 +341,10 @@ describe("policy server over HTTPS (tokens, JWT, mutual TLS, reload, break-glass
       body: { note: "x" },
     });
     expect(again.status).toBe(409);
+    const csv = await runCli(["audit", "report", "break-glass", "--all", "--format", "csv"], env);
+    expect(csv.stdout).toContain("reviewed by vera");
+    const text = await runCli(["audit", "report", "break-glass"], env);
+    expect(text.stdout).not.toContain(review!.id);
   });
 
   it("reloads on SIGHUP and POST; a bad document is refused and the running policy stays", async () => {

@@ -5,11 +5,13 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { breakGlassRows } from "../../audit/break-glass-report.js";
 import { accessRows, disclosures, type ReportFormat, renderReport } from "../../audit/disclosures.js";
 import type { ChainedAuditEvent } from "../../audit/event.js";
 import type { TreeHeadJson } from "../../audit/tree-head.js";
 import { verifyLog } from "../../audit/verify-log.js";
 import { b64u } from "../../crypto/bytes.js";
+import type { ReviewRecord } from "../../store/store.js";
 import { CliError, type Client, EXIT } from "../client.js";
 import { asFormat, collect, print, writeNewFile } from "../io.js";
 import { readWitnessPins, type ServedHead, verifyWitnessing, witnessLines } from "../witness-verify.js";
@@ -295,5 +297,19 @@ export function auditCommands(program: Command, client: () => Client): void {
       const events = await fetchChain(client(), 1, { principal, since: opts.since, until: opts.until });
       const rows = accessRows(events.map((e) => e.event));
       process.stdout.write(`${renderReport(rows, format, `Activity of ${principal}`)}\n`);
+    });
+  report
+    .command("break-glass")
+    .description("break-glass uses awaiting review (--all: reviewed ones too), oldest first")
+    .option("--all", "include the uses already reviewed")
+    .option("--format <format>", "text, json, csv or html", "text")
+    .action(async (opts: { all?: boolean; format: string }) => {
+      const format = asReportFormat(opts.format);
+      const { reviews } = await client().request<{ reviews: ReviewRecord[] }>(
+        "GET",
+        `/v1/reviews${opts.all ? "" : "?open=true"}`,
+      );
+      const title = opts.all ? "Break-glass uses" : "Break-glass uses awaiting review";
+      process.stdout.write(`${renderReport(breakGlassRows(reviews), format, title)}\n`);
     });
 }
