@@ -203,12 +203,13 @@ async function main(): Promise<void> {
       ],
     ] as const;
     const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+    const pct = (n: number, of: number) => `${((n / of) * 100).toFixed(0)} %`;
     const table = [
-      "| what | ops/s | p50 ms | p99 ms | / raw |",
-      "|---|--:|--:|--:|--:|",
+      "| what | ops/s | p50 ms | p99 ms | / raw | / client |",
+      "|---|--:|--:|--:|--:|--:|",
       ...rows.map(
         ([what, ops, p50, p99]) =>
-          `| ${what} | ${fmt(ops)} | ${p50 ?? ""} | ${p99 ?? ""} | ${((ops / raw) * 100).toFixed(0)} % |`,
+          `| ${what} | ${fmt(ops)} | ${p50 ?? ""} | ${p99 ?? ""} | ${pct(ops, raw)} | ${pct(ops, client)} |`,
       ),
     ].join("\n");
     const cpus = os.cpus();
