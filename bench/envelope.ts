@@ -22,7 +22,11 @@
  * Environment: BENCH_SECONDS (measured seconds per workload, default 10),
  * BENCH_WARMUP_SECONDS (default 3), BENCH_CONNECTIONS (default 64),
  * BENCH_NO_WRITE=1 (do not touch RESULTS.md), BENCH_CUSTOS_BIN (another
- * checkout's bin/custos.js, for A/B runs; default this checkout's).
+ * checkout's bin/custos.js, for A/B runs; default this checkout's),
+ * BENCH_POLICY=1 (custos runs `--policy` with policies/examples/consortium.yaml
+ * plus a bench principal `root`, a key-admin of NYU who may mint tokens; the
+ * load then runs as `nyu-ehr-store` on key `ehr-nyu-bench`, allowed by the
+ * policy's first grant with its context condition — see benchPolicy below).
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -35,7 +39,8 @@ import { type LoadRequest, type LoadResult, load, stopLoad } from "./load.js";
 import { CUSTOS_BIN, call, envInt, ROOT, startBare, startCustos, stopAll } from "./servers.js";
 
 const RESULTS_MD = fileURLToPath(new URL("./RESULTS.md", import.meta.url));
-const KEY = "bench-key";
+const POLICY = process.env.BENCH_POLICY === "1";
+const KEY = POLICY ? "ehr-nyu-bench" : "bench-key";
 const TARGET = 0.6;
 
 const SECONDS = envInt("BENCH_SECONDS", 10);
@@ -260,6 +265,29 @@ function countAudit(dbFile: string): AuditCount[] {
   }
 }
 
+/**
+ * The consortium policy with what the benchmark needs: the dev root token's
+ * principal `root` as NYU's key administrator, and a grant letting key
+ * administrators mint tokens (for `nyu-ehr-store`). Written into the data dir.
+ */
+function benchPolicy(dataDir: string): string {
+  const consortium = readFileSync(join(ROOT, "policies/examples/consortium.yaml"), "utf8");
+  const file = join(dataDir, "bench-policy.yaml");
+  writeFileSync(
+    file,
+    consortium
+      .replace(
+        "principals:\n",
+        "principals:\n  root: { kind: service, organisation: nyu, roles: [key-admin] }\n",
+      )
+      .replace(
+        "grants:\n",
+        "grants:\n  - { id: bench-mint-tokens, roles: [key-admin], operations: [token-create], purposes: [HSYSADMIN] }\n",
+      ),
+  );
+  return file;
+}
+
 async function main(): Promise<void> {
   const started = new Date();
   const dataDir = mkdtempSync(join(os.tmpdir(), "custos-bench-"));
@@ -271,24 +299,36 @@ async function main(): Promise<void> {
   try {
     try {
       log(`starting servers (custos data in ${dataDir})…`);
-      const [bare, c] = await Promise.all([startBare(), startCustos({ rootToken, dataDir })]);
+      const serverFlags = ["--no-tpm", ...(POLICY ? ["--policy", benchPolicy(dataDir)] : [])];
+      const [bare, c] = await Promise.all([startBare(), startCustos({ rootToken, dataDir, serverFlags })]);
       const custos = c;
       log(`bare at ${bare.url}, custos at ${custos.url}`);
 
-      await call(custos.url, "/v1/keys", { token: rootToken, body: { name: KEY }, expect: 201 });
+      const admin = { token: rootToken, purpose: "HSYSADMIN" };
+      await call(custos.url, "/v1/keys", { ...admin, body: { name: KEY }, expect: 201 });
+      // With a policy the load runs as the storage service; without, as root, as before.
+      const loadToken = POLICY
+        ? (
+            await call<{ token: string }>(custos.url, "/v1/tokens", {
+              ...admin,
+              body: { principal: "nyu-ehr-store", roles: ["service"] },
+              expect: 201,
+            })
+          ).token
+        : rootToken;
       const dk = await call<{ ciphertext: string; plaintext: string; keyVersion: number }>(
         custos.url,
         `/v1/keys/${KEY}/datakey`,
-        { token: rootToken, body: USE },
+        { token: loadToken, body: USE },
       );
       const opened = await call<{ plaintext: string }>(custos.url, `/v1/keys/${KEY}/decrypt`, {
-        token: rootToken,
+        token: loadToken,
         body: { ...USE, ciphertext: dk.ciphertext },
       });
       if (opened.plaintext !== dk.plaintext) throw new Error("decrypt did not return the data key");
 
       const json = { "content-type": "application/json" };
-      const auth = { ...json, authorization: `Bearer ${rootToken}` };
+      const auth = { ...json, authorization: `Bearer ${loadToken}` };
       const bareReq: LoadRequest = {
         method: "POST",
         path: "/bare",

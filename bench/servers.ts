@@ -156,9 +156,10 @@ export function startBare(nodeFlags: string[] = []): Promise<ServerProcess> {
 export async function call<T>(
   url: string,
   path: string,
-  opts: { token?: string; body?: unknown; expect?: number } = {},
+  opts: { token?: string; body?: unknown; expect?: number; purpose?: string } = {},
 ): Promise<T> {
   const headers: Record<string, string> = {};
+  if (opts.purpose !== undefined) headers["x-purpose-of-use"] = opts.purpose;
   if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
   if (opts.body !== undefined) headers["content-type"] = "application/json";
   const res = await fetch(`${url}${path}`, {

@@ -43,6 +43,32 @@ describe("lint rules, beyond the fixtures", () => {
     expect(f[0]!.message).toContain("principal kim");
   });
 
+  it("CUS004 counts update (enable, minimum version) as administering; read and the node operations do not", () => {
+    const doc = (operations: string[]) => ({
+      roles: { ops: {} },
+      principals: { kim: { organisation: "nyu", roles: ["ops"] } },
+      grants: [
+        { id: "admin", roles: ["ops"], keys: ["ehr-*"], operations, purposes: ["HSYSADMIN"] },
+        { id: "use", roles: ["ops"], keys: ["ehr-nyu-*"], operations: ["decrypt"], purposes: ["TREAT"] },
+      ],
+    });
+    expect(ids(doc(["update"]))).toEqual(["CUS004"]);
+    expect(ids(doc(["read"]))).toEqual([]);
+    expect(
+      ids({
+        ...doc(["read"]),
+        grants: [
+          {
+            id: "node",
+            roles: ["ops"],
+            operations: ["list", "tpm-seal-read", "token-create"],
+            purposes: ["HSYSADMIN"],
+          },
+        ],
+      }),
+    ).toEqual([]);
+  });
+
   it("no CUS004 when administered and used keys cannot coincide", () => {
     expect(
       ids({
