@@ -13,6 +13,7 @@ import { appendEvent, type ChainHead, GENESIS_HASH } from "../audit/chain.js";
 import type { AuditEventInput } from "../audit/event.js";
 import { leafHash } from "../audit/merkle.js";
 import type { UnitFailure, WriteOp, WriteUnit } from "./sqlite-protocol.js";
+import { ApprovalWrites } from "./sqlite-approvals.js";
 import { ReviewWrites } from "./sqlite-reviews.js";
 import {
   type KeyRow,
@@ -54,9 +55,11 @@ export class WriteApplier {
   private readonly lastAudit: Database.Statement<[], { seq: number; hash: Uint8Array }>;
 
   private readonly reviews: ReviewWrites;
+  private readonly approvals: ApprovalWrites;
 
   constructor(private readonly db: Database.Database) {
     this.reviews = new ReviewWrites(db, (message) => new UnitConflict(message));
+    this.approvals = new ApprovalWrites(db, (message) => new UnitConflict(message));
     this.sealConfigExists = db.prepare("SELECT 1 FROM seal_config");
     this.insertSealConfig = db.prepare(
       `INSERT INTO seal_config (id, init_id, threshold, shares, custodians, kcv, root_generation, created_at)
@@ -192,6 +195,18 @@ export class WriteApplier {
         return;
       case "closeReview":
         this.reviews.closeReview(w.id, w.close);
+        return;
+      case "putApproval":
+        this.approvals.put(w.approval);
+        return;
+      case "approveApproval":
+        this.approvals.approve(w.id, w.vote);
+        return;
+      case "denyApproval":
+        this.approvals.denyRequest(w.id, w.denial);
+        return;
+      case "consumeApproval":
+        this.approvals.consumeRequest(w.id, w.use);
         return;
       case "appendAudit":
         return;

@@ -8,6 +8,10 @@
  */
 import type { AuditEventInput } from "../audit/event.js";
 import type {
+  ApprovalDenial,
+  ApprovalRecord,
+  ApprovalUse,
+  ApprovalVote,
   CosignatureRecord,
   KeyPatch,
   KeyRecord,
@@ -29,6 +33,10 @@ export type WriteOp =
   | { op: "putToken"; token: TokenRecord }
   | { op: "putReview"; review: ReviewRecord }
   | { op: "closeReview"; id: string; close: ReviewClose }
+  | { op: "putApproval"; approval: ApprovalRecord }
+  | { op: "approveApproval"; id: string; vote: ApprovalVote }
+  | { op: "denyApproval"; id: string; denial: ApprovalDenial }
+  | { op: "consumeApproval"; id: string; use: ApprovalUse }
   | { op: "appendAudit" }
   | { op: "putTreeHead"; head: TreeHeadRecord }
   | { op: "putCosignature"; cosignature: CosignatureRecord };

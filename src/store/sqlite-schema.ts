@@ -9,9 +9,10 @@
  */
 import type Database from "better-sqlite3";
 import type { WriterOptions } from "./sqlite-protocol.js";
+import { APPROVALS_SCHEMA } from "./sqlite-approvals.js";
 import { REVIEWS_SCHEMA } from "./sqlite-reviews.js";
 
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 const SCHEMA_V1 = `
 CREATE TABLE seal_config (
@@ -163,6 +164,14 @@ function migrateToV5(db: Database.Database): void {
   rebuildKeysTable(db, 5);
 }
 
+// Version 6: approval requests and their approvals (src/store/sqlite-approvals.ts). New tables only.
+function migrateToV6(db: Database.Database): void {
+  db.transaction(() => {
+    db.exec(APPROVALS_SCHEMA);
+    db.pragma("user_version = 6");
+  }).immediate();
+}
+
 /** Settings for the writer connection: WAL, and a commit is durable when it returns. */
 export function configureWriter(db: Database.Database, options: WriterOptions): void {
   const mode = db.pragma("journal_mode = WAL", { simple: true });
@@ -194,8 +203,9 @@ export function migrate(db: Database.Database): void {
   }
   if (version === 1 || version === 2) migrateToV3(db);
   if (version === 1 || version === 2 || version === 3) migrateToV4(db);
-  if (version === 1 || version === 2 || version === 3 || version === 4) {
-    migrateToV5(db);
+  if (version === 1 || version === 2 || version === 3 || version === 4) migrateToV5(db);
+  if (typeof version === "number" && version >= 1 && version <= 5) {
+    migrateToV6(db);
     return;
   }
   if (version !== 0) {
@@ -212,6 +222,7 @@ export function migrate(db: Database.Database): void {
     db.exec(SCHEMA_V1);
     db.exec(SCHEMA_V2);
     db.exec(REVIEWS_SCHEMA);
+    db.exec(APPROVALS_SCHEMA);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 }

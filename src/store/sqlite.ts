@@ -14,6 +14,13 @@ import Database from "better-sqlite3";
 import type { AuditEventInput, ChainedAuditEvent } from "../audit/event.js";
 import { WriterClient, type WriterStats } from "./sqlite-client.js";
 import type { WriteUnit } from "./sqlite-protocol.js";
+import {
+  APPROVAL_SQL,
+  type ApprovalRow,
+  approvalFromRows,
+  checkApproval,
+  type VoteRow,
+} from "./sqlite-approvals.js";
 import { LIST_REVIEWS_SQL, type ReviewRow, reviewFromRow } from "./sqlite-reviews.js";
 import {
   type AuditRow,
@@ -29,6 +36,11 @@ import {
   tokenFromRow,
 } from "./sqlite-rows.js";
 import {
+  type ApprovalDenial,
+  type ApprovalRecord,
+  type ApprovalState,
+  type ApprovalUse,
+  type ApprovalVote,
   type AuditFilter,
   type AuditQuery,
   type CosignatureRecord,
@@ -292,6 +304,40 @@ export class SqliteStore implements Store {
   async closeReview(id: string, close: ReviewClose, event: AuditEventInput): Promise<void> {
     checkEvent(event);
     return this.write({ write: { op: "closeReview", id, close }, events: [event] });
+  }
+
+  async putApproval(approval: ApprovalRecord, event: AuditEventInput): Promise<void> {
+    checkApproval(approval);
+    checkEvent(event);
+    return this.write({ write: { op: "putApproval", approval }, events: [event] });
+  }
+
+  async getApproval(id: string): Promise<ApprovalRecord | null> {
+    const row = this.read<ApprovalRow>(APPROVAL_SQL.one, id);
+    return row === undefined ? null : approvalFromRows(row, this.readAll<VoteRow>(APPROVAL_SQL.votes, id));
+  }
+
+  async listApprovals(filter: { state?: ApprovalState } = {}): Promise<ApprovalRecord[]> {
+    const rows =
+      filter.state === undefined
+        ? this.readAll<ApprovalRow>(APPROVAL_SQL.all)
+        : this.readAll<ApprovalRow>(APPROVAL_SQL.inState, filter.state);
+    return rows.map((r) => approvalFromRows(r, this.readAll<VoteRow>(APPROVAL_SQL.votes, r.id)));
+  }
+
+  async approveApproval(id: string, vote: ApprovalVote, event: AuditEventInput): Promise<void> {
+    checkEvent(event);
+    return this.write({ write: { op: "approveApproval", id, vote }, events: [event] });
+  }
+
+  async denyApproval(id: string, denial: ApprovalDenial, event: AuditEventInput): Promise<void> {
+    checkEvent(event);
+    return this.write({ write: { op: "denyApproval", id, denial }, events: [event] });
+  }
+
+  async consumeApproval(id: string, use: ApprovalUse, event: AuditEventInput): Promise<void> {
+    checkEvent(event);
+    return this.write({ write: { op: "consumeApproval", id, use }, events: [event] });
   }
 
   async appendAudit(events: AuditEventInput[]): Promise<void> {

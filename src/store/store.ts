@@ -140,6 +140,73 @@ export interface ReviewClose {
   note: string;
 }
 
+/** An approval request's stored state; "approved" and "expired" are derived by the caller from the policy and the clock. */
+export type ApprovalState = "pending" | "denied" | "executed";
+
+/** One approval given to a request (four eyes): one per principal, never the requester. */
+export interface ApprovalVote {
+  /** The policy principal (the identity: the same for its tokens, JWTs and certificates). */
+  principal: string;
+  organisation: string;
+  /** The roles the approver held when approving. */
+  roles: string[];
+  /** How the approver authenticated: token, jwt:<rule>, mtls:<rule>. */
+  via: string;
+  at: string;
+  note: string | null;
+}
+
+/**
+ * A request for an operation that the policy lets run only with approvals
+ * (dynamic separation of duty): the exact parameters are bound by their
+ * canonical JSON and its hash, and executing consumes the request once.
+ */
+export interface ApprovalRecord {
+  /** Random identifier (UUID). */
+  id: string;
+  /** The policy operation: destroy, policy-change, … */
+  operation: string;
+  key: string | null;
+  /** Canonical JSON (RFC 8785) of the bound parameters, operation and key included. */
+  params: string;
+  /** SHA-256 of `params`, hex. */
+  paramsHash: string;
+  purpose: string;
+  requester: string;
+  organisation: string;
+  /** The policy's approval rule that governs the operation. */
+  rule: string;
+  required: number;
+  /** The requester's justification. */
+  reason: string | null;
+  createdAt: string;
+  expiresAt: string;
+  state: ApprovalState;
+  approvals: ApprovalVote[];
+  /** Who denied the request (an eligible principal, never the requester). */
+  deniedBy: string | null;
+  deniedAt: string | null;
+  note: string | null;
+  executedBy: string | null;
+  executedAt: string | null;
+  executionRequestId: string | null;
+}
+
+export interface ApprovalDenial {
+  by: string;
+  at: string;
+  note: string;
+}
+
+export interface ApprovalUse {
+  /** Must be the requester. */
+  by: string;
+  at: string;
+  /** Must equal the stored hash: the parameters executed are the parameters approved. */
+  paramsHash: string;
+  requestId: string;
+}
+
 export type KeyPatch = Partial<
   Pick<KeyRecord, "state" | "minDecryptionVersion" | "rotationPeriodSeconds" | "deletionAt">
 >;
@@ -230,6 +297,26 @@ export interface Store {
    * it is closed already, or the reviewer is the user whose use it records.
    */
   closeReview(id: string, close: ReviewClose, event: AuditEventInput): Promise<void>;
+
+  /** Records an approval request (StoreConflictError for a duplicate id). */
+  putApproval(approval: ApprovalRecord, event: AuditEventInput): Promise<void>;
+  getApproval(id: string): Promise<ApprovalRecord | null>;
+  /** Approval requests in creation order, optionally in one stored state. At most 1000. */
+  listApprovals(filter?: { state?: ApprovalState }): Promise<ApprovalRecord[]>;
+  /**
+   * Adds an approval. StoreConflictError unless the request exists, is
+   * pending and unexpired at `vote.at`, the approver is not the requester and
+   * has not approved it already.
+   */
+  approveApproval(id: string, vote: ApprovalVote, event: AuditEventInput): Promise<void>;
+  /** Ends a pending request as denied (StoreConflictError if not pending, or by the requester). */
+  denyApproval(id: string, denial: ApprovalDenial, event: AuditEventInput): Promise<void>;
+  /**
+   * Consumes a pending request for execution, atomically: of two racing
+   * calls exactly one succeeds. StoreConflictError unless it is pending,
+   * unexpired at `use.at`, `use.by` is the requester and the hash matches.
+   */
+  consumeApproval(id: string, use: ApprovalUse, event: AuditEventInput): Promise<void>;
 
   /** Appends events that record no state change (key use, denials, ceremony steps). */
   appendAudit(events: AuditEventInput[]): Promise<void>;

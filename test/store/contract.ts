@@ -7,6 +7,7 @@ import { verifyChain } from "../../src/audit/chain.js";
 import type { AuditEventInput, ChainedAuditEvent } from "../../src/audit/event.js";
 import { leafHash } from "../../src/audit/merkle.js";
 import {
+  type ApprovalRecord,
   type KeyRecord,
   type KeyVersionRecord,
   type ReviewRecord,
@@ -70,6 +71,32 @@ export function review(id: string, principal = "dr-wong"): ReviewRecord {
     closedBy: null,
     closedAt: null,
     note: null,
+  };
+}
+
+export function approval(id: string, requester = "kim"): ApprovalRecord {
+  return {
+    id,
+    operation: "destroy",
+    key: "ehr-weill-notes",
+    params: '{"key":"ehr-weill-notes","operation":"destroy"}',
+    paramsHash: "ab".repeat(32),
+    purpose: "HSYSADMIN",
+    requester,
+    organisation: "weill",
+    rule: "destroy-two-other-hospitals",
+    required: 2,
+    reason: null,
+    createdAt: T0,
+    expiresAt: "2025-03-02T10:00:00.000Z",
+    state: "pending",
+    approvals: [],
+    deniedBy: null,
+    deniedAt: null,
+    note: null,
+    executedBy: null,
+    executedAt: null,
+    executionRequestId: null,
   };
 }
 
@@ -275,6 +302,62 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       const events = await readAll(store);
       expect(events[0]?.event).toMatchObject({ breakGlass: true, rule: "break-glass" });
       expect(events).toHaveLength(3);
+    });
+
+    it("keeps approval requests: approved once per principal, never by the requester, consumed exactly once", async () => {
+      await store.putApproval(approval("a1"), ev({ operation: "approvals.request" }));
+      await store.putApproval(approval("a2", "lee"), ev());
+      await expect(store.putApproval(approval("a1"), ev())).rejects.toBeInstanceOf(StoreConflictError);
+      expect(await store.getApproval("a1")).toEqual(approval("a1"));
+      expect(await store.getApproval("nope")).toBeNull();
+      const at = "2025-03-01T11:00:00.000Z";
+      const vote = (principal: string, organisation: string) => ({
+        principal,
+        organisation,
+        roles: ["key-admin"],
+        via: "token",
+        at,
+        note: null,
+      });
+      await expect(store.approveApproval("a1", vote("kim", "weill"), ev())).rejects.toBeInstanceOf(
+        StoreConflictError,
+      );
+      await store.approveApproval("a1", vote("lee", "nyu"), ev());
+      await expect(store.approveApproval("a1", vote("lee", "nyu"), ev())).rejects.toBeInstanceOf(
+        StoreConflictError,
+      );
+      await expect(
+        store.approveApproval("a1", { ...vote("jo", "msk"), at: "2025-03-02T10:00:00.000Z" }, ev()),
+      ).rejects.toBeInstanceOf(StoreConflictError);
+      await store.approveApproval("a1", vote("jo", "msk"), ev());
+      expect((await store.getApproval("a1"))?.approvals.map((v) => v.principal)).toEqual(["jo", "lee"]);
+      const use = { by: "kim", at, paramsHash: "ab".repeat(32), requestId: "req-x" };
+      await expect(store.consumeApproval("a1", { ...use, by: "lee" }, ev())).rejects.toBeInstanceOf(
+        StoreConflictError,
+      );
+      await expect(
+        store.consumeApproval("a1", { ...use, paramsHash: "cd".repeat(32) }, ev()),
+      ).rejects.toBeInstanceOf(StoreConflictError);
+      const race = await Promise.allSettled([
+        store.consumeApproval("a1", use, ev()),
+        store.consumeApproval("a1", use, ev()),
+      ]);
+      expect(race.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      expect(await store.getApproval("a1")).toMatchObject({ state: "executed", executedBy: "kim" });
+      await expect(store.approveApproval("a1", vote("pat", "weill"), ev())).rejects.toBeInstanceOf(
+        StoreConflictError,
+      );
+      const denial = { by: "lee", at, note: "wrong key" };
+      await expect(store.denyApproval("a2", denial, ev())).rejects.toBeInstanceOf(StoreConflictError);
+      await store.denyApproval("a2", { ...denial, by: "kim" }, ev());
+      await expect(store.denyApproval("a2", { ...denial, by: "jo" }, ev())).rejects.toBeInstanceOf(
+        StoreConflictError,
+      );
+      expect((await store.listApprovals()).map((a) => a.id)).toEqual(["a1", "a2"]);
+      expect((await store.listApprovals({ state: "denied" })).map((a) => a.deniedBy)).toEqual(["kim"]);
+      expect(await store.listApprovals({ state: "pending" })).toEqual([]);
+      const events = await expectChain(store);
+      expect(events).toHaveLength(2 + 2 + 1 + 1);
     });
 
     it("chains 2,000 concurrent appends gaplessly", async () => {

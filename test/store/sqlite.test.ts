@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vites
 import { auditQuery, openSqliteStore, type SqliteStore } from "../../src/store/sqlite.js";
 import { SCHEMA_VERSION } from "../../src/store/sqlite-schema.js";
 import { type KeyRecord, StoreUnavailableError } from "../../src/store/store.js";
-import { ev, expectChain, key, readAll, review, storeContract, version } from "./contract.js";
+import { approval, ev, expectChain, key, readAll, review, storeContract, version } from "./contract.js";
 
 const dirs: string[] = [];
 async function freshFile(): Promise<string> {
@@ -304,7 +304,9 @@ describe("SqliteStore", () => {
     await store.appendAudit([ev(), ev()]);
     await store.close();
     const db = new Database(file);
-    db.exec("DROP TABLE audit_cosignatures; DROP TABLE reviews");
+    db.exec(
+      "DROP TABLE audit_cosignatures; DROP TABLE reviews; DROP TABLE approval_votes; DROP TABLE approvals",
+    );
     db.pragma("user_version = 1");
     db.close();
     store = await openSqliteStore(file);
@@ -319,7 +321,7 @@ describe("SqliteStore", () => {
     await store.appendAudit([ev(), ev(), ev()]);
     await store.close();
     const db = new Database(file);
-    db.exec("DROP TABLE reviews");
+    db.exec("DROP TABLE reviews; DROP TABLE approval_votes; DROP TABLE approvals");
     db.pragma("user_version = 3");
     db.close();
     store = await openSqliteStore(file);
@@ -342,6 +344,7 @@ describe("SqliteStore", () => {
     db.pragma("foreign_keys = OFF");
     db.exec(sql.replace("CREATE TABLE keys (", "CREATE TABLE keys_v4 (").replace(", 'threshold'", ""));
     db.exec("INSERT INTO keys_v4 SELECT * FROM keys; DROP TABLE keys; ALTER TABLE keys_v4 RENAME TO keys;");
+    db.exec("DROP TRIGGER approval_votes_not_requester; DROP TABLE approval_votes; DROP TABLE approvals");
     db.pragma("user_version = 4");
     expect(() => db.prepare("UPDATE keys SET protection = 'threshold' WHERE name = 'old'").run()).toThrow(
       /CHECK/,
@@ -357,8 +360,35 @@ describe("SqliteStore", () => {
       store.replaceKeyMaterial("thr", 2, new Uint8Array([1]), new Date().toISOString(), ev()),
     ).rejects.toThrow();
     const check = new Database(file, { readonly: true });
-    expect(check.pragma("user_version", { simple: true })).toBe(5);
+    expect(check.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
     check.close();
+  });
+
+  it("migrates a version-5 file (before approval requests) to version 6, keeping its reviews", async () => {
+    await store.putReview(review("r-5"), ev());
+    await store.close();
+    const db = new Database(file);
+    db.exec("DROP TRIGGER approval_votes_not_requester; DROP TABLE approval_votes; DROP TABLE approvals");
+    db.pragma("user_version = 5");
+    db.close();
+    store = await openSqliteStore(file);
+    expect((await store.listReviews()).map((r) => r.id)).toEqual(["r-5"]);
+    expect(await store.listApprovals()).toEqual([]);
+    await store.putApproval(approval("a-6"), ev());
+    expect((await store.getApproval("a-6"))?.state).toBe("pending");
+    const check = new Database(file, { readonly: true });
+    expect(check.pragma("user_version", { simple: true })).toBe(6);
+    // The trigger is there too: the requester's approval is refused by the database itself.
+    check.close();
+    const raw = new Database(file);
+    expect(() =>
+      raw
+        .prepare(
+          "INSERT INTO approval_votes (approval_id, principal, organisation, roles, via, at) VALUES ('a-6', 'kim', 'weill', '[]', 'token', 'x')",
+        )
+        .run(),
+    ).toThrow(/cannot approve their own request/);
+    raw.close();
   });
 
   it("filters audit events through indexes", async () => {
