@@ -7,6 +7,7 @@
 import { z } from "@hono/zod-openapi";
 import { CONTEXT_KEY_RE, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_VALUE_BYTES } from "../crypto/context.js";
 import { KEY_NAME_RE } from "../crypto/envelope.js";
+import { TreeUnsealSchema } from "../custody/tree-share-format.js";
 import { MAX_PAYLOAD_BYTES } from "../keys/envelope-ops.js";
 import { PURPOSES_OF_USE } from "../keys/purpose.js";
 import { GRANTABLE_ROLES } from "../policy/authorizer.js";
@@ -134,10 +135,18 @@ export const CustodianSchema = z.strictObject({
 });
 
 export const InitRequest = z
-  .strictObject({
-    threshold: z.number().int().min(2).max(32),
-    custodians: z.array(CustodianSchema).min(2).max(32),
-  })
+  .union([
+    z.strictObject({
+      threshold: z.number().int().min(2).max(32),
+      custodians: z.array(CustodianSchema).min(2).max(32),
+    }),
+    z.strictObject({
+      // Checked in full by custody/tree.ts's TreeInputSchema in the route (a recursive schema the OpenAPI document cannot hold).
+      tree: z
+        .record(z.string(), z.unknown())
+        .openapi({ description: "a custody tree (docs/FORMATS.md §5.5): {threshold, of: [...]}" }),
+    }),
+  ])
   .openapi("InitRequest");
 
 export const ShareFileSchema = z.object({}).catchall(z.unknown()).openapi("ShareFile");
@@ -152,14 +161,24 @@ export const InitResponse = z
   .openapi("InitResponse");
 
 export const UnsealRequest = z
-  .strictObject({
-    format: z.literal("custos-unseal/v1"),
-    nonce: z.string().regex(HEX32_RE, "nonce must be 32 hex digits"),
-    custodian: CustodianSchema.shape.id,
-    enc: z.string().max(64).regex(B64U_RE, "enc must be base64url"),
-    ciphertext: z.string().max(512).regex(B64U_RE, "ciphertext must be base64url"),
-  })
+  .union([
+    z.strictObject({
+      format: z.literal("custos-unseal/v1"),
+      nonce: z.string().regex(HEX32_RE, "nonce must be 32 hex digits"),
+      custodian: CustodianSchema.shape.id,
+      enc: z.string().max(64).regex(B64U_RE, "enc must be base64url"),
+      ciphertext: z.string().max(512).regex(B64U_RE, "ciphertext must be base64url"),
+    }),
+    TreeUnsealSchema,
+  ])
   .openapi("UnsealRequest");
+
+export const RepositoryUnsealResponse = z
+  .object({
+    status: z.lazy(() => SealStatusSchema),
+    failures: z.array(z.object({ path: z.string(), reason: z.string() })),
+  })
+  .openapi("RepositoryUnsealResponse");
 
 export const SealStatusSchema = z
   .object({
@@ -181,6 +200,11 @@ export const SealStatusSchema = z
     protection: z.enum(["software", "tpm"]).optional(),
     /** The TPM seal, on a node with a TPM: its state and why it last failed to open, if it did. */
     tpmSeal: z.lazy(() => TpmSealStatusSchema).optional(),
+    /** The custody tree with, at each gate, how many members count and how many are missing (docs/FORMATS.md §5.5). */
+    tree: z.unknown().nullable().openapi({
+      description:
+        "gate: {path, name?, threshold, satisfied, have, missing, of}; leaf: {path, kind, id, present}",
+    }),
   })
   .openapi("SealStatus");
 

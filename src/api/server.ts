@@ -19,12 +19,14 @@ import { WitnessCollector, type WitnessConfig } from "../audit/witness-collector
 import { NodeIdentity } from "../custody/node-identity.js";
 import { SealManager } from "../custody/seal.js";
 import { TpmCustody } from "../custody/tpm-custody.js";
+import { nodeSharesFor, unsealUnattended } from "../custody/unattended.js";
 import { EnvelopeService } from "../keys/envelope-ops.js";
 import { KeyRing } from "../keys/keyring.js";
 import { RoleAuthorizer } from "../policy/authorizer.js";
 import type { PolicyEngine } from "../policy/engine.js";
 import { ProtectionLevels } from "../protect/levels.js";
 import { TpmKeys } from "../protect/tpm.js";
+import type { RepositoryConfig } from "../repository/config.js";
 import { openSqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
 import { TpmClient } from "../tpm/client.js";
@@ -53,6 +55,8 @@ export interface NodeOptions {
   jwt?: JwtVerifier | null;
   /** Whether the listener will verify client certificates (see `listen`'s `tls.clientCa`). */
   clientCerts?: boolean;
+  /** Share repositories for the custody tree's `repository` leaves (repository/config.ts). */
+  repositories?: RepositoryConfig;
 }
 
 export interface CustosNode {
@@ -79,6 +83,7 @@ export async function openNode({
   policy = null,
   jwt = null,
   clientCerts = false,
+  repositories,
 }: NodeOptions): Promise<CustosNode> {
   // Checked before anything is opened: a bad list must stop the node, not log PHI.
   const contextConfig = auditContextConfig(auditContext);
@@ -109,7 +114,12 @@ export async function openNode({
       throw new Error(`cannot use the TPM at ${tpmAddress}: ${(err as Error).message}`);
     }
   }
-  const seal = await SealManager.open(store, auditor, { identity, protectRoot: tpm?.protectRoot });
+  const nodeShares = nodeSharesFor(identity, repositories, tpm?.keys.client, dataDir, log);
+  const seal = await SealManager.open(store, auditor, {
+    identity,
+    protectRoot: tpm?.protectRoot,
+    nodeShares,
+  });
   const merkle = new MerkleLog(store, (err) =>
     log.error({ err }, "signing the audit tree head failed; will retry"),
   );
@@ -161,6 +171,7 @@ export async function openNode({
   const timer = setInterval(sweep, SWEEP_INTERVAL_MS);
   timer.unref();
   await tpm?.tryUnseal(seal);
+  await unsealUnattended(seal, log);
 
   return {
     app,
@@ -177,6 +188,7 @@ export async function openNode({
       seal.shutdown();
       identity.dispose();
       await tpm?.keys.close();
+      await nodeShares?.close();
       await store.close();
     },
   };

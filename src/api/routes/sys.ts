@@ -1,13 +1,24 @@
 /**
  * The custody ceremony over HTTP: seal status (public, so custodians can see
- * the ceremony nonce and key), init, unseal submissions, seal. Init and unseal
- * submissions need no token — the custodians' shares are the credential — but each step
- * is audited with the custodian who acted.
+ * the ceremony nonce and key), init (flat k-of-N or a custody tree), unseal
+ * submissions, the node's own read of its repositories, seal. Init, unseal
+ * submissions and the repository read need no token — the shares are the
+ * credential, and the repository read only makes the node fetch its own
+ * configured shares — but each step is audited.
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { TreeInputSchema } from "../../custody/tree.js";
+import { CustosError } from "../../errors.js";
 import type { AppDeps } from "../app.js";
 import type { Gate } from "../gate.js";
-import { ErrorSchema, InitRequest, InitResponse, SealStatusSchema, UnsealRequest } from "../schemas.js";
+import {
+  ErrorSchema,
+  InitRequest,
+  InitResponse,
+  RepositoryUnsealResponse,
+  SealStatusSchema,
+  UnsealRequest,
+} from "../schemas.js";
 
 const errors = {
   400: { description: "Invalid request", content: { "application/json": { schema: ErrorSchema } } },
@@ -54,7 +65,10 @@ export function sysRoutes(app: OpenAPIHono, { seal, tpm }: AppDeps, gate: Gate):
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const result = await seal.init(body.threshold, body.custodians, c.get("requestId"));
+      const result =
+        "tree" in body
+          ? await seal.initTree(parseTree(body.tree), c.get("requestId"))
+          : await seal.init(body.threshold, body.custodians, c.get("requestId"));
       return c.json(
         {
           initId: result.initId,
@@ -83,6 +97,23 @@ export function sysRoutes(app: OpenAPIHono, { seal, tpm }: AppDeps, gate: Gate):
       },
     }),
     async (c) => c.json(await seal.submit(c.req.valid("json"), c.get("requestId")), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/sys/unseal/repositories",
+      tags: ["sys"],
+      summary: "Read the custody tree's repositories and TPM leaf, and unseal when enough good shares answer",
+      responses: {
+        200: {
+          description: "Unsealed; the leaves that failed, by path",
+          content: { "application/json": { schema: RepositoryUnsealResponse } },
+        },
+        ...errors,
+      },
+    }),
+    async (c) => c.json(await seal.unsealFromNodeShares(c.get("requestId")), 200),
   );
 
   app.openapi(
@@ -119,5 +150,17 @@ export function sysRoutes(app: OpenAPIHono, { seal, tpm }: AppDeps, gate: Gate):
       await seal.seal(c.get("principal").id, c.get("requestId"));
       return c.json(seal.status(), 200);
     },
+  );
+}
+
+/** The tree of an init request, checked by the custody tree's own schema; a clear 400 naming the field. */
+function parseTree(raw: unknown) {
+  const parsed = TreeInputSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new CustosError(
+    400,
+    "invalid_tree",
+    `tree.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"} (gates are {threshold, of, name?}; leaves {custodian, publicKey}, {repository}, {tpm, pcrs?})`,
   );
 }

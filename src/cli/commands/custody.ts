@@ -18,10 +18,10 @@ import {
 } from "../../custody/custodian-key.js";
 import { verifyCeremony } from "../../custody/node-identity.js";
 import type { SealStatus } from "../../custody/seal.js";
-import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
 import type { TpmSealStatus } from "../../custody/tpm-custody.js";
 import { CliError, type Client, EXIT } from "../client.js";
 import { asFormat, collect, print, readJsonFile, readPassphrase, writeNewFile } from "../io.js";
+import { describeTree, parseAnyShareFile, readTreeFile } from "./custody-tree.js";
 import { describeTpmSeal } from "./tpm.js";
 
 export function describeStatus(s: SealStatus & { protection?: string; tpmSeal?: TpmSealStatus }): string {
@@ -42,6 +42,7 @@ export function describeStatus(s: SealStatus & { protection?: string; tpmSeal?: 
       `Nonce:         ${s.nonce}`,
     );
   }
+  if (s.tree) lines.push("Custody tree:", ...describeTree(s.tree));
   return lines.join("\n");
 }
 
@@ -80,20 +81,44 @@ export function custodyCommands(program: Command, client: () => Client): void {
   operator
     .command("init")
     .description("initialise custos: make the root key and split it among custodians")
-    .requiredOption("--shares <n>", "number of custodians (N)", Number)
-    .requiredOption("--threshold <k>", "shares needed to unseal (k)", Number)
-    .requiredOption("--custodian <file>", "a custodian's .pub file (repeat N times)", collect)
+    .option("--shares <n>", "number of custodians (N)", Number)
+    .option("--threshold <k>", "shares needed to unseal (k)", Number)
+    .option("--custodian <file>", "a custodian's .pub file (repeat N times)", collect)
+    .option(
+      "--tree <file>",
+      "a custody tree (YAML: gates {threshold, of}, leaves custodian/repository/tpm) instead of --shares/--threshold/--custodian",
+    )
     .requiredOption("--out-dir <dir>", "directory for the share files (one per custodian)")
     .option("--root-token-file <file>", "write the root token to this file instead of printing it")
     .action(
       async (opts: {
-        shares: number;
-        threshold: number;
-        custodian: string[];
+        shares?: number;
+        threshold?: number;
+        custodian?: string[];
+        tree?: string;
         outDir: string;
         rootTokenFile?: string;
       }) => {
-        if (opts.custodian.length !== opts.shares) {
+        if (opts.tree !== undefined) {
+          if (opts.shares !== undefined || opts.threshold !== undefined || opts.custodian !== undefined) {
+            throw new CliError(
+              "give either --tree FILE or --shares/--threshold/--custodian, not both",
+              EXIT.usage,
+            );
+          }
+        } else if (
+          opts.shares === undefined ||
+          opts.threshold === undefined ||
+          opts.custodian === undefined
+        ) {
+          throw new CliError(
+            "give --shares N --threshold K and N --custodian FILE (or --tree FILE)",
+            EXIT.usage,
+          );
+        }
+        const treeFile = opts.tree === undefined ? null : readTreeFile(opts.tree);
+        opts.custodian ??= [];
+        if (treeFile === null && opts.custodian.length !== opts.shares) {
           throw new CliError(
             `--shares is ${opts.shares} but ${opts.custodian.length} --custodian files were given`,
             EXIT.usage,
@@ -114,10 +139,8 @@ export function custodyCommands(program: Command, client: () => Client): void {
         // nowhere else.
         mkdirSync(opts.outDir, { recursive: true, mode: 0o700 });
         accessSync(opts.outDir, constants.W_OK);
-        const targets = [
-          ...custodians.map((c) => join(opts.outDir, `${c.id}.share`)),
-          opts.rootTokenFile ?? "",
-        ];
+        const ids = treeFile ? treeFile.custodians : custodians.map((c) => c.id);
+        const targets = [...ids.map((id) => join(opts.outDir, `${id}.share`)), opts.rootTokenFile ?? ""];
         for (const path of targets) {
           if (path && existsSync(path))
             throw new CliError(`'${path}' already exists; refusing to overwrite it`, EXIT.usage);
@@ -126,7 +149,12 @@ export function custodyCommands(program: Command, client: () => Client): void {
           initId: string;
           shares: { custodian: string }[];
           rootToken: string;
-        }>("POST", "/v1/sys/init", { threshold: opts.threshold, custodians }, { auth: false });
+        }>(
+          "POST",
+          "/v1/sys/init",
+          treeFile ? { tree: treeFile.tree } : { threshold: opts.threshold, custodians },
+          { auth: false },
+        );
         try {
           for (const share of result.shares) {
             writeNewFile(
@@ -145,9 +173,13 @@ export function custodyCommands(program: Command, client: () => Client): void {
           );
         }
         process.stderr.write(
-          `Initialised custos ${opts.threshold}-of-${opts.shares} (init id ${result.initId}).\n` +
-            `Wrote ${result.shares.length} share files to ${opts.outDir}: give each custodian their own file.\n` +
-            `Any ${opts.threshold} of them unseal custos after a restart (custos operator unseal).\n`,
+          treeFile
+            ? `Initialised custos with a custody tree (init id ${result.initId}); repositories and the TPM hold their shares.\n` +
+                `Wrote ${result.shares.length} share files to ${opts.outDir}: give each custodian their own file.\n` +
+                "custos status shows the tree and what each gate needs to unseal.\n"
+            : `Initialised custos ${opts.threshold}-of-${opts.shares} (init id ${result.initId}).\n` +
+                `Wrote ${result.shares.length} share files to ${opts.outDir}: give each custodian their own file.\n` +
+                `Any ${opts.threshold} of them unseal custos after a restart (custos operator unseal).\n`,
         );
         if (opts.rootTokenFile) process.stderr.write(`Root token written to ${opts.rootTokenFile}.\n`);
         else process.stdout.write(`Root token: ${result.rootToken}\n`);
@@ -181,7 +213,7 @@ export function custodyCommands(program: Command, client: () => Client): void {
           throw new CliError("give --share NAME.share and --identity NAME.key (or --reset)", EXIT.usage);
         }
         const shareFile = parseOrUsage(
-          () => parseShareFile(readJsonFile(opts.share!, "share file")),
+          () => parseAnyShareFile(readJsonFile(opts.share!, "share file")),
           opts.share,
         );
         const keyFile = parseOrUsage(
@@ -201,7 +233,8 @@ export function custodyCommands(program: Command, client: () => Client): void {
         const privateKey = await openPrivateKeyFile(keyFile, passphrase).catch((err: Error) => {
           throw new CliError(`${opts.identity}: ${err.message}`, EXIT.usage);
         });
-        const payload = await openShareFile(shareFile, privateKey)
+        const share = await shareFile
+          .open(privateKey)
           .catch((err: Error) => {
             throw new CliError(`${opts.share}: ${err.message}`, EXIT.usage);
           })
@@ -211,9 +244,9 @@ export function custodyCommands(program: Command, client: () => Client): void {
             auth: false,
           });
           if (!status.initialized) throw new CliError("custos is not initialised", EXIT.sealed);
-          if (status.initId !== shareFile.initId) {
+          if (status.initId !== share.initId) {
             throw new CliError(
-              `share of '${shareFile.custodian}' belongs to another initialisation (${shareFile.initId}) ` +
+              `share of '${share.custodian}' belongs to another initialisation (${share.initId}) ` +
                 `than the one the server at ${c.addr} holds (${status.initId}); check CUSTOS_ADDR: the share was not sent`,
               EXIT.refused,
             );
@@ -225,32 +258,33 @@ export function custodyCommands(program: Command, client: () => Client): void {
           const signed =
             status.ceremonySignature !== null &&
             verifyCeremony(
-              b64u.decode(shareFile.node, "node"),
+              b64u.decode(share.node, "node"),
               decodeOr(status.ceremonySignature),
-              hex.decode(shareFile.initId, "initId"),
+              hex.decode(share.initId, "initId"),
               decodeHexOr(status.nonce),
               decodeOr(status.ceremonyPublicKey),
             );
           if (!signed) {
             throw new CliError(
-              `the server at ${c.addr} did not prove it is the node that made ${shareFile.custodian}'s share ` +
+              `the server at ${c.addr} did not prove it is the node that made ${share.custodian}'s share ` +
                 "(its ceremony key is not signed by the node key in the share file); the share was not sent",
               EXIT.refused,
             );
           }
-          const submission = await makeUnsealSubmission(
-            payload,
+          const submission = await share.submission(
             hex.decode(status.nonce, "nonce"),
             Buffer.from(status.ceremonyPublicKey, "base64url"),
           );
           const after = await c.request<SealStatus>("POST", "/v1/sys/unseal", submission, { auth: false });
           print(format, after, () =>
-            after.sealed
-              ? `Share of ${payload.holder} accepted: ${after.progress} of ${after.threshold}. ${after.threshold - after.progress} more custodian(s) must run custos operator unseal.`
-              : `Share of ${payload.holder} accepted. custos is unsealed.`,
+            !after.sealed
+              ? `Share of ${share.label} accepted. custos is unsealed.`
+              : after.tree && share.label.includes("/")
+                ? `Share of ${share.label} accepted. Still missing:\n${describeTree(after.tree).join("\n")}`
+                : `Share of ${share.label} accepted: ${after.progress} of ${after.threshold}. ${after.threshold - after.progress} more custodian(s) must run custos operator unseal.`,
           );
         } finally {
-          payload.share.dispose();
+          share.dispose();
         }
       },
     );

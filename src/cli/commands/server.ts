@@ -28,6 +28,7 @@ import {
 } from "../../custody/custodian-key.js";
 import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
 import { PolicyEngine, PolicyLoadError } from "../../policy/engine.js";
+import { type RepositoryConfig, readRepositoryConfig } from "../../repository/config.js";
 import { CliError, EXIT } from "../client.js";
 import { collect } from "../io.js";
 
@@ -70,6 +71,10 @@ export function serverCommand(program: Command): void {
     .option("--tpm <address>", "this node's TPM: swtpm:HOST:PORT or device:/dev/tpmrm0 (default: CUSTOS_TPM)")
     .option("--no-tpm", "in --dev mode, do not start a swtpm even if it is installed")
     .option(
+      "--repositories <file>",
+      "YAML naming the share repositories of the custody tree (directory, postgres, share-node); credentials stay in it",
+    )
+    .option(
       "--tpm-seal [pcrs]",
       "seal the root key to the TPM at the next unseal (comma-separated SHA-256 PCRs, default 7), so restarts need no custodians",
     )
@@ -102,6 +107,7 @@ export function serverCommand(program: Command): void {
         clearContextKeys?: string;
         tpm?: string | false;
         tpmSeal?: string | true;
+        repositories?: string;
         policy?: string;
         jwksFile?: string;
         jwksUrl?: string;
@@ -151,6 +157,7 @@ export function serverCommand(program: Command): void {
             policy,
             jwt,
             clientCerts: tls?.clientCa !== undefined,
+            repositories: repositoriesFrom(opts.repositories),
           });
         } catch (err) {
           if (devSwtpm) stopDevSwtpm(devSwtpm);
@@ -440,4 +447,14 @@ async function devBootstrap(
     rootToken = devRootToken;
   }
   return rootToken;
+}
+
+/** `--repositories FILE`, read and checked before the node opens (the file's credentials are never printed). */
+function repositoriesFrom(file: string | undefined): RepositoryConfig | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return readRepositoryConfig(file);
+  } catch (err) {
+    throw new CliError(`--repositories ${file}: ${(err as Error).message}`, EXIT.usage);
+  }
 }

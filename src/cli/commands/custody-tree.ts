@@ -1,0 +1,125 @@
+/**
+ * The CLI's side of custody trees: reading a tree file (`custos operator init
+ * --tree tree.yaml`) and turning each custodian's `.pub` file into the public
+ * key the server needs, opening a share file of either form for
+ * `custos operator unseal`, and printing the tree with what each gate still
+ * misses for `custos status`. Kept beside custody.ts so that file stays the
+ * ceremony's story.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { b64u } from "../../crypto/bytes.js";
+import type { Secret } from "../../crypto/secret.js";
+import { parsePublicKeyFile } from "../../custody/custodian-key.js";
+import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
+import type { GateStatus, LeafStatus } from "../../custody/tree.js";
+import {
+  makeTreeUnsealSubmission,
+  openTreeShareFile,
+  TREE_SHARE_FILE_FORMAT,
+  TreeShareFileSchema,
+} from "../../custody/tree-share-format.js";
+import { CliError, EXIT } from "../client.js";
+
+type Json = Record<string, unknown>;
+
+/**
+ * Reads a tree file and returns the tree as the init request takes it:
+ * each custodian leaf's `key` (default `<id>.pub` next to the tree file)
+ * replaced by the public key it holds. The server checks the rest.
+ */
+export function readTreeFile(file: string): { tree: Json; custodians: string[] } {
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new CliError(`${file}: ${(err as Error).message}`, EXIT.usage);
+  }
+  const base = dirname(resolve(file));
+  const custodians: string[] = [];
+  const walk = (node: unknown, where: string): Json => {
+    if (typeof node !== "object" || node === null || Array.isArray(node)) {
+      throw new CliError(`${file}: ${where} must be a gate {threshold, of} or a leaf`, EXIT.usage);
+    }
+    const n = node as Json;
+    if (Array.isArray(n.of)) return { ...n, of: n.of.map((child, i) => walk(child, `${where}.of[${i}]`)) };
+    if (typeof n.custodian !== "string") return n;
+    const { key, ...rest } = n;
+    const path = resolve(base, typeof key === "string" ? key : `${n.custodian}.pub`);
+    try {
+      const pub = parsePublicKeyFile(JSON.parse(readFileSync(path, "utf8")), n.custodian);
+      custodians.push(pub.custodian);
+      return { ...rest, publicKey: b64u.encode(pub.publicKey) };
+    } catch (err) {
+      throw new CliError(
+        `${file}: ${where} (${n.custodian}): ${path}: ${(err as Error).message}`,
+        EXIT.usage,
+      );
+    }
+  };
+  return { tree: walk(raw, "tree"), custodians };
+}
+
+/** A custodian's share, opened, whichever its form: ready to re-seal to a ceremony. */
+export interface OpenedShare {
+  custodian: string;
+  initId: string;
+  /** The node key the share file names (b64u). */
+  node: string;
+  /** "alice" or "root/2/custodian:alice". */
+  label: string;
+  submission(nonce: Uint8Array, ceremonyPublicKey: Uint8Array): Promise<unknown>;
+  dispose(): void;
+}
+
+/** Parses a share file of either form (for the custodian check before the passphrase prompt). */
+export function parseAnyShareFile(json: unknown): {
+  custodian: string;
+  open(key: Secret): Promise<OpenedShare>;
+} {
+  if ((json as Json | null)?.format === TREE_SHARE_FILE_FORMAT) {
+    const file = TreeShareFileSchema.parse(json);
+    return {
+      custodian: file.custodian,
+      open: async (key) => {
+        const payload = await openTreeShareFile(file, key);
+        return {
+          custodian: file.custodian,
+          initId: file.initId,
+          node: file.node,
+          label: file.path,
+          submission: (nonce, pub) => makeTreeUnsealSubmission(payload, nonce, pub),
+          dispose: () => payload.value.dispose(),
+        };
+      },
+    };
+  }
+  const file = parseShareFile(json);
+  return {
+    custodian: file.custodian,
+    open: async (key) => {
+      const payload = await openShareFile(file, key);
+      return {
+        custodian: file.custodian,
+        initId: file.initId,
+        node: file.node,
+        label: file.custodian,
+        submission: (nonce, pub) => makeUnsealSubmission(payload, nonce, pub),
+        dispose: () => payload.share.dispose(),
+      };
+    },
+  };
+}
+
+/** The tree, one line per gate and leaf, indented, with what is missing. */
+export function describeTree(tree: GateStatus, indent = "  "): string[] {
+  const label = tree.name ? `${tree.path} (${tree.name})` : tree.path;
+  const state = tree.satisfied ? "satisfied" : `needs ${tree.missing} more`;
+  const lines = [`${indent}${label}: ${tree.threshold} of ${tree.of.length}, ${tree.have} present, ${state}`];
+  for (const m of tree.of) {
+    if ("of" in m) lines.push(...describeTree(m, `${indent}  `));
+    else lines.push(`${indent}  ${(m as LeafStatus).present ? "✓" : "·"} ${m.path}`);
+  }
+  return lines;
+}
