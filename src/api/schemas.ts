@@ -97,12 +97,43 @@ const RotationPeriod = z
   .min(3600, "rotationPeriodSeconds must be at least 3600")
   .max(10 * 365 * 86400, "rotationPeriodSeconds must be at most ten years");
 
+const ShareNodeNames = z
+  .array(
+    z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, "share node names are configured with --share-node NAME=URL"),
+  )
+  .min(1)
+  .max(32);
+
 export const CreateKeyRequest = z
   .strictObject({
     name: KeyNameParam.shape.name,
     rotationPeriodSeconds: RotationPeriod.nullable().default(null),
     /** Where the key lives on each node; the node's preferred level (tpm where there is a TPM) when omitted. */
-    protection: z.enum(["software", "tpm"]).optional(),
+    protection: z.enum(["software", "tpm", "threshold"]).optional(),
+    /** protection "threshold": the share nodes (by configured name) holding the key; default all. */
+    shareNodes: ShareNodeNames.optional(),
+    /** protection "threshold": how many of `shareNodes` an unwrap needs; default a majority. */
+    threshold: z.number().int().min(1).max(32).optional(),
+    /** protection "threshold": instead of shareNodes/threshold, a quorum of every one of these sets. */
+    trustSets: z
+      .array(
+        z.strictObject({
+          name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/),
+          shareNodes: ShareNodeNames,
+          threshold: z.number().int().min(1).max(32),
+        }),
+      )
+      .min(1)
+      .max(8)
+      .optional(),
+  })
+  .refine((b) => b.protection === "threshold" || (b.shareNodes ?? b.threshold ?? b.trustSets) === undefined, {
+    message: "shareNodes, threshold and trustSets are for protection 'threshold' only",
+  })
+  .refine((b) => b.trustSets === undefined || (b.shareNodes ?? b.threshold) === undefined, {
+    message: "give either trustSets or shareNodes/threshold, not both",
   })
   .openapi("CreateKeyRequest");
 

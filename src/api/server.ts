@@ -25,6 +25,8 @@ import { KeyRing } from "../keys/keyring.js";
 import { RoleAuthorizer } from "../policy/authorizer.js";
 import type { PolicyEngine } from "../policy/engine.js";
 import { ProtectionLevels } from "../protect/levels.js";
+import { ThresholdCoordinator } from "../threshold/coordinator.js";
+import { b64u } from "../crypto/bytes.js";
 import { TpmKeys } from "../protect/tpm.js";
 import type { RepositoryConfig } from "../repository/config.js";
 import { openSqliteStore } from "../store/sqlite.js";
@@ -55,6 +57,8 @@ export interface NodeOptions {
   jwt?: JwtVerifier | null;
   /** Whether the listener will verify client certificates (see `listen`'s `tls.clientCa`). */
   clientCerts?: boolean;
+  /** Share nodes for threshold keys, name → URL (docs/FORMATS.md §11); none: no threshold keys. */
+  shareNodes?: ReadonlyMap<string, string>;
   /** Share repositories for the custody tree's `repository` leaves (repository/config.ts). */
   repositories?: RepositoryConfig;
 }
@@ -84,6 +88,7 @@ export async function openNode({
   jwt = null,
   clientCerts = false,
   repositories,
+  shareNodes,
 }: NodeOptions): Promise<CustosNode> {
   // Checked before anything is opened: a bad list must stop the node, not log PHI.
   const contextConfig = auditContextConfig(auditContext);
@@ -135,7 +140,7 @@ export async function openNode({
     seal,
     auditor,
     destructionWaitSeconds ?? DEFAULT_DESTRUCTION_WAIT_SECONDS,
-    new ProtectionLevels(tpm?.keys ?? null),
+    new ProtectionLevels(tpm?.keys ?? null, thresholdCoordinator(shareNodes, identity, log)),
   );
   // A TPM reset takes the root key and every TPM key with it: seal, then let
   // the TPM seal (if enabled and the PCRs still match) unseal again.
@@ -247,4 +252,23 @@ export async function listen(
       await node.close();
     },
   };
+}
+
+/** The coordinator of threshold keys, signing its share-node requests with the node identity. */
+function thresholdCoordinator(
+  nodes: ReadonlyMap<string, string> | undefined,
+  identity: NodeIdentity,
+  log: Logger,
+): ThresholdCoordinator | null {
+  if (!nodes || nodes.size === 0) return null;
+  log.info(
+    { nodeKey: b64u.encode(identity.publicKey), shareNodes: [...nodes.keys()] },
+    "threshold keys: allow this node key on the share nodes (--allow-node)",
+  );
+  return new ThresholdCoordinator({
+    signer: { publicKey: identity.publicKey, sign: (m) => identity.signShareRequest(m) },
+    nodes,
+    onBadPartial: (bad) =>
+      log.warn({ shareNodes: bad }, "share nodes gave partials that failed their proofs"),
+  });
 }

@@ -12,6 +12,7 @@ import { custodyCommands } from "./commands/custody.js";
 import { keyCommands } from "./commands/keys.js";
 import { policyCommands } from "./commands/policy.js";
 import { serverCommand } from "./commands/server.js";
+import { shareNodeCommand } from "./commands/share-node.js";
 import { tpmCommands } from "./commands/tpm.js";
 import { witnessCommand } from "./commands/witness.js";
 
@@ -28,6 +29,7 @@ const client = () => {
 };
 
 serverCommand(program);
+shareNodeCommand(program);
 custodyCommands(program, client);
 tpmCommands(program.commands.find((c) => c.name() === "operator") as Command, client);
 keyCommands(program, client);

@@ -101,15 +101,54 @@ export async function wrap(
   const header = concatBytes(u8(FORMAT_V1), u8(name.length), name, u32be(keyVersion), nonce);
   const wk = await deriveWrappingKey(handle, nonce, aad);
   try {
-    const cipher = createCipheriv("aes-256-gcm", wk, ZERO_IV, { authTagLength: TAG_BYTES });
-    cipher.setAAD(concatBytes(header, aad));
-    const ciphertext = cipher.update(plaintext);
-    const final = cipher.final();
-    const blob = concatBytes(header, ciphertext, final, cipher.getAuthTag());
-    zero(ciphertext, final);
-    return blob;
+    return sealSingleUse(wk, header, aad, plaintext);
   } finally {
     zero(wk);
+  }
+}
+
+/**
+ * header ‖ AES-256-GCM(wk, iv = 0^96, plaintext, aad = header ‖ aadHash) ‖ tag.
+ * Only for a key `wk` that encrypts this one message (formats 1 and 2).
+ */
+export function sealSingleUse(
+  wk: Uint8Array,
+  header: Uint8Array,
+  aad: Uint8Array,
+  plaintext: Uint8Array,
+): Uint8Array {
+  const cipher = createCipheriv("aes-256-gcm", wk, ZERO_IV, { authTagLength: TAG_BYTES });
+  cipher.setAAD(concatBytes(header, aad));
+  const ciphertext = cipher.update(plaintext);
+  const final = cipher.final();
+  const blob = concatBytes(header, ciphertext, final, cipher.getAuthTag());
+  zero(ciphertext, final);
+  return blob;
+}
+
+/** Inverse of sealSingleUse for a blob whose header is `headerLength` bytes; DecryptError when it does not open. */
+export function openSingleUse(
+  wk: Uint8Array,
+  blob: Uint8Array,
+  headerLength: number,
+  aad: Uint8Array,
+): Uint8Array {
+  const tagStart = blob.length - TAG_BYTES;
+  let plaintext: Buffer | undefined;
+  try {
+    const decipher = createDecipheriv("aes-256-gcm", wk, ZERO_IV, { authTagLength: TAG_BYTES });
+    decipher.setAAD(concatBytes(blob.subarray(0, headerLength), aad));
+    decipher.setAuthTag(blob.subarray(tagStart));
+    // GCM releases plaintext before the tag is checked; it is wiped below if final() refuses.
+    plaintext = decipher.update(blob.subarray(headerLength, tagStart));
+    decipher.final();
+    const out = new Uint8Array(plaintext.length);
+    out.set(plaintext);
+    return out;
+  } catch {
+    throw new DecryptError("authentication_failed");
+  } finally {
+    zero(plaintext);
   }
 }
 
@@ -156,22 +195,10 @@ export async function unwrap(
 
   const aad = aadHash(context, header.keyName, header.keyVersion);
   const wk = await deriveWrappingKey(handle, header.nonce, aad);
-  const tagStart = blob.length - TAG_BYTES;
-  let plaintext: Buffer | undefined;
   try {
-    const decipher = createDecipheriv("aes-256-gcm", wk, ZERO_IV, { authTagLength: TAG_BYTES });
-    decipher.setAAD(concatBytes(blob.subarray(0, header.headerLength), aad));
-    decipher.setAuthTag(blob.subarray(tagStart));
-    // GCM releases plaintext before the tag is checked; it is wiped below if final() refuses.
-    plaintext = decipher.update(blob.subarray(header.headerLength, tagStart));
-    decipher.final();
-    const out = new Uint8Array(plaintext.length);
-    out.set(plaintext);
-    return out;
-  } catch {
-    throw new DecryptError("authentication_failed");
+    return openSingleUse(wk, blob, header.headerLength, aad);
   } finally {
-    zero(wk, plaintext);
+    zero(wk);
   }
 }
 

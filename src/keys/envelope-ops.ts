@@ -13,6 +13,13 @@ import { randomBytes, zero } from "../crypto/bytes.js";
 import type { EncryptionContext } from "../crypto/context.js";
 import { blobFromText, blobToText, DecryptError, parseHeader, unwrap, wrap } from "../crypto/envelope.js";
 import { CustosError } from "../errors.js";
+import { ThresholdKeyHandle } from "../protect/threshold.js";
+import {
+  isThresholdText,
+  parseThresholdHeader,
+  thresholdBlobFromText,
+  thresholdBlobToText,
+} from "../threshold/ecies.js";
 import { type KeyRing, KeyUseError } from "./keyring.js";
 import type { PurposeOfUse } from "./purpose.js";
 
@@ -111,9 +118,13 @@ export class EnvelopeService {
       }
       throw err;
     }
-    const blob = await wrap(key.handle, name, key.version, plaintext, req.context);
+    // A threshold key wraps locally to its public key (format 2); every other level derives, then wraps.
+    const text =
+      key.handle instanceof ThresholdKeyHandle
+        ? thresholdBlobToText(key.handle.wrap(plaintext, req.context))
+        : blobToText(await wrap(key.handle, name, key.version, plaintext, req.context));
     await this.#audit(operation, name, key.version, req, "allow", reason);
-    return { ciphertext: blobToText(blob), keyVersion: key.version };
+    return { ciphertext: text, keyVersion: key.version };
   }
 
   async #open(
@@ -128,9 +139,10 @@ export class EnvelopeService {
       throw new DecryptionFailedError();
     };
     let blob: Uint8Array;
+    const threshold = isThresholdText(text);
     try {
-      blob = blobFromText(text);
-      const header = parseHeader(blob);
+      blob = threshold ? thresholdBlobFromText(text) : blobFromText(text);
+      const header = threshold ? parseThresholdHeader(blob) : parseHeader(blob);
       version = header.keyVersion;
       if (header.keyName !== name) return await fail(`ciphertext belongs to key '${header.keyName}'`);
     } catch (err) {
@@ -147,10 +159,25 @@ export class EnvelopeService {
       }
       throw err;
     }
+    if (threshold !== handle instanceof ThresholdKeyHandle) {
+      return fail(
+        threshold
+          ? "threshold ciphertext for a key without share nodes"
+          : "format-1 ciphertext for a threshold key",
+      );
+    }
     try {
-      return { plaintext: await unwrap(handle, blob, req.context), keyVersion: version };
+      const plaintext =
+        handle instanceof ThresholdKeyHandle
+          ? await handle.unwrap(blob, req.context)
+          : await unwrap(handle, blob, req.context);
+      return { plaintext, keyVersion: version };
     } catch (err) {
       if (err instanceof DecryptError) return fail(err.reason);
+      // Too few share nodes answered well: availability, audited with the nodes named.
+      if (err instanceof CustosError && err.code === "threshold_unavailable") {
+        await this.#audit(operation, name, version, req, "deny", err.message);
+      }
       throw err;
     }
   }

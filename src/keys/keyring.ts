@@ -17,8 +17,10 @@ import type { KeyHandle } from "../crypto/key-handle.js";
 import { Secret } from "../crypto/secret.js";
 import type { SealManager } from "../custody/seal.js";
 import { CustosError } from "../errors.js";
-import { type DisposableKeyHandle, ProtectionLevels } from "../protect/levels.js";
+import { type DisposableKeyHandle, type NewMaterial, ProtectionLevels } from "../protect/levels.js";
+import { roundFailed, ThresholdKeyHandle } from "../protect/threshold.js";
 import type { KeyPatch, KeyRecord, KeyVersionRecord, Protection, Store } from "../store/store.js";
+import type { SetSpec } from "../threshold/descriptor.js";
 
 /** A key as the API describes it: its record and its versions, never material. */
 export interface KeyInfo extends KeyRecord {
@@ -68,6 +70,7 @@ export class KeyRing {
     rotationPeriodSeconds: number | null,
     who: AuditBase,
     protection: Protection = this.levels.preferred,
+    thresholdSets?: SetSpec[],
   ): Promise<KeyInfo> {
     assertKeyName(name);
     assertRotationPeriod(rotationPeriodSeconds);
@@ -77,7 +80,7 @@ export class KeyRing {
         throw new CustosError(409, "key_exists", `key '${name}' already exists`);
       }
       const now = new Date().toISOString();
-      const version = await this.#newVersion(name, 1, now);
+      const { version, stored } = await this.#newVersion(name, 1, now, protection, thresholdSets);
       const record: KeyRecord = {
         name,
         protection,
@@ -97,8 +100,14 @@ export class KeyRing {
         keyVersion: 1,
       });
       await durably(() => this.store.createKey(record, version, event), `key '${name}' already exists`);
+      await stored?.();
       return this.#refresh(name);
     });
+  }
+
+  /** Share nodes configured on this server, by name (none without --share-node). */
+  shareNodeNames(): string[] {
+    return this.levels.threshold?.nodeNames ?? [];
   }
 
   async list(): Promise<KeyInfo[]> {
@@ -131,7 +140,8 @@ export class KeyRing {
     }
     const now = new Date().toISOString();
     const next = key.record.latestVersion + 1;
-    const version = await this.#newVersion(name, next, now);
+    const specs = key.record.protection === "threshold" ? await this.#thresholdSpecs(key) : undefined;
+    const { version, stored } = await this.#newVersion(name, next, now, key.record.protection, specs);
     const event = this.auditor.event({
       ...who,
       operation: "keys.rotate",
@@ -141,6 +151,7 @@ export class KeyRing {
       reason,
     });
     await durably(() => this.store.addKeyVersion(version, now, event));
+    await stored?.();
     return this.#refresh(name);
   }
 
@@ -307,7 +318,7 @@ export class KeyRing {
       throw new KeyUseError("unknown_version", `key '${name}' has no usable version ${v}`);
     }
     const material = await unwrap(this.seal.root(), stored.sealedMaterial, materialContext(name, v));
-    const handle = await this.levels.load(key.record.protection, Secret.of(material));
+    const handle = await this.levels.load(key.record.protection, Secret.of(material), name, v);
     // Another request may have loaded the same version meanwhile: keep one, release the other.
     const raced = key.handles.get(v);
     if (raced) {
@@ -318,8 +329,14 @@ export class KeyRing {
     return { record: key.record, version: v, handle };
   }
 
-  async #newVersion(name: string, version: number, now: string): Promise<KeyVersionRecord> {
-    const material = Secret.random(32);
+  async #newVersion(
+    name: string,
+    version: number,
+    now: string,
+    protection: Protection,
+    thresholdSets?: SetSpec[],
+  ): Promise<{ version: KeyVersionRecord; stored: NewMaterial["stored"] }> {
+    const { material, stored } = await this.levels.newMaterial(protection, name, version, thresholdSets);
     try {
       const sealed = await wrap(
         this.seal.root(),
@@ -328,10 +345,89 @@ export class KeyRing {
         material.reveal(),
         materialContext(name, version),
       );
-      return { name, version, state: "enabled", sealedMaterial: sealed, createdAt: now };
+      return { version: { name, version, state: "enabled", sealedMaterial: sealed, createdAt: now }, stored };
     } finally {
       material.dispose();
     }
+  }
+
+  /** The trust sets of a threshold key's latest version, for its next version. */
+  async #thresholdSpecs(key: CachedKey): Promise<SetSpec[]> {
+    const handle = await this.#thresholdHandle(key, key.record.latestVersion);
+    return handle.key.specs();
+  }
+
+  async #thresholdHandle(key: CachedKey, version: number): Promise<ThresholdKeyHandle> {
+    const stored = key.versions.get(version);
+    if (stored === undefined || stored.state !== "enabled") {
+      throw new CustosError(
+        409,
+        "unknown_version",
+        `key '${key.record.name}' has no usable version ${version}`,
+      );
+    }
+    const name = key.record.name;
+    const material = await unwrap(this.seal.root(), stored.sealedMaterial, materialContext(name, version));
+    const handle = await this.levels.load("threshold", Secret.of(material), name, version);
+    if (!(handle instanceof ThresholdKeyHandle))
+      throw new Error("threshold material did not load as a threshold key");
+    return handle;
+  }
+
+  /**
+   * Proactive refresh (docs/FORMATS.md §11.6): new shares for every usable
+   * version of a threshold key, same public key. Each version's new
+   * descriptor is stored (with its audit event) before the share nodes are
+   * told to drop their old shares, so a crash in between leaves the new
+   * shares pending and usable, never a descriptor without shares.
+   */
+  async refreshShares(
+    name: string,
+    who: AuditBase,
+  ): Promise<KeyInfo & { refreshed: number[]; notCommitted: string[] }> {
+    return this.#locked(name, async () => {
+      const key = await this.#load(name);
+      if (key.record.protection !== "threshold") {
+        throw new CustosError(
+          409,
+          "not_threshold",
+          `key '${name}' is protected by ${key.record.protection}, not by share nodes`,
+        );
+      }
+      const coordinator = this.levels.threshold;
+      if (!coordinator)
+        throw new CustosError(503, "threshold_unavailable", "this node has no share nodes configured");
+      const refreshed: number[] = [];
+      const notCommitted = new Set<string>();
+      for (const v of key.versions.values()) {
+        if (v.state !== "enabled" || v.version < key.record.minDecryptionVersion) continue;
+        const current = await this.#thresholdHandle(key, v.version);
+        const next = await coordinator.refresh(current.key).catch(roundFailed);
+        const sealed = await wrap(
+          this.seal.root(),
+          ROOT_KEY_NAME,
+          this.seal.rootGeneration,
+          next.toBytes(),
+          materialContext(name, v.version),
+        );
+        const now = new Date().toISOString();
+        const event = this.auditor.event({
+          ...who,
+          operation: "keys.refresh-shares",
+          decision: "allow",
+          key: name,
+          keyVersion: v.version,
+          reason: `epochs ${next.descriptor.sets.map((s) => `${s.name}=${s.epoch}`).join(", ")}`,
+        });
+        await durably(() => this.store.replaceKeyMaterial(name, v.version, sealed, now, event));
+        key.handles.get(v.version)?.dispose();
+        key.handles.delete(v.version);
+        for (const n of await coordinator.commit(next)) notCommitted.add(n);
+        refreshed.push(v.version);
+      }
+      const info = await this.#refresh(name);
+      return { ...info, refreshed, notCommitted: [...notCommitted] };
+    });
   }
 
   /** Re-reads a key after a durable change, keeping its unsealed version handles. */

@@ -30,7 +30,29 @@ export function keyRoutes(app: OpenAPIHono, { keys }: AppDeps, gate: Gate): void
     }),
     async (c) => {
       const body = c.req.valid("json");
-      return c.json(await keys.create(body.name, body.rotationPeriodSeconds, who(c), body.protection), 201);
+      const sets = body.trustSets?.map((t) => ({
+        name: t.name,
+        threshold: t.threshold,
+        nodes: t.shareNodes,
+      }));
+      const one =
+        body.shareNodes || body.threshold
+          ? [
+              {
+                name: "default",
+                nodes: body.shareNodes ?? keys.shareNodeNames(),
+                threshold: body.threshold ?? 0,
+              },
+            ]
+          : undefined;
+      const created = await keys.create(
+        body.name,
+        body.rotationPeriodSeconds,
+        who(c),
+        body.protection,
+        sets ?? one?.map((s) => ({ ...s, threshold: s.threshold || Math.floor(s.nodes.length / 2) + 1 })),
+      );
+      return c.json(created, 201);
     },
   );
 
@@ -73,6 +95,27 @@ export function keyRoutes(app: OpenAPIHono, { keys }: AppDeps, gate: Gate): void
       responses: { 200: json(KeyInfoSchema, "The key after rotation"), ...errors },
     }),
     async (c) => c.json(await keys.rotate(c.req.valid("param").name, who(c)), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/keys/{name}/refresh-shares",
+      tags: ["keys"],
+      summary: "Threshold keys: re-randomise every share (same public key); old shares become useless",
+      security: [{ bearer: [] }],
+      // Refreshing shares is a rotation of the key's custody, so it needs what rotation needs.
+      middleware: [gate("keys.rotate")] as const,
+      request: { params: KeyNameParam },
+      responses: {
+        200: json(
+          KeyInfoSchema.extend({ refreshed: z.array(z.number().int()), notCommitted: z.array(z.string()) }),
+          "The key; the versions refreshed; share nodes not yet told to drop old shares",
+        ),
+        ...errors,
+      },
+    }),
+    async (c) => c.json(await keys.refreshShares(c.req.valid("param").name, who(c)), 200),
   );
 
   app.openapi(

@@ -46,16 +46,66 @@ export function keyCommands(program: Command, client: () => Client): void {
     .command("create <name>")
     .description("create a key")
     .option("--rotation-period <seconds>", "rotate automatically after this many seconds", Number)
-    .option("--protection <level>", "software or tpm (default: tpm on a node with a TPM)")
+    .option("--protection <level>", "software, tpm or threshold (default: tpm on a node with a TPM)")
+    .option(
+      "--share-nodes <a,b,...>",
+      "threshold: the share nodes (names configured on the server); default all",
+    )
+    .option("--threshold <k>", "threshold: how many share nodes an unwrap needs; default a majority", Number)
+    .option(
+      "--trust-set <name:k:a,b,...>",
+      "threshold: a quorum of k of these share nodes is needed (repeatable)",
+      collect,
+    )
     .option(...formatOption)
-    .action(async (name: string, opts: { rotationPeriod?: number; protection?: string; format: string }) => {
+    .action(
+      async (
+        name: string,
+        opts: {
+          rotationPeriod?: number;
+          protection?: string;
+          shareNodes?: string;
+          threshold?: number;
+          trustSet?: string[];
+          format: string;
+        },
+      ) => {
+        const format = asFormat(opts.format);
+        const trustSets = opts.trustSet?.map((t) => {
+          const m = /^([a-z0-9][a-z0-9._-]*):([0-9]+):([a-z0-9._,-]+)$/.exec(t);
+          if (!m) throw new CliError(`--trust-set '${t}' must be NAME:K:NODE,NODE,...`, EXIT.usage);
+          return { name: m[1], threshold: Number(m[2]), shareNodes: m[3]!.split(",") };
+        });
+        const info = await client().request<KeyInfo>("POST", "/v1/keys", {
+          name,
+          ...(opts.rotationPeriod !== undefined ? { rotationPeriodSeconds: opts.rotationPeriod } : {}),
+          ...(opts.protection !== undefined ? { protection: opts.protection } : {}),
+          ...(opts.shareNodes !== undefined ? { shareNodes: opts.shareNodes.split(",") } : {}),
+          ...(opts.threshold !== undefined ? { threshold: opts.threshold } : {}),
+          ...(trustSets !== undefined ? { trustSets } : {}),
+        });
+        print(format, info, () => `Created key ${name}.\n${describeKey(info)}`);
+      },
+    );
+  keys
+    .command("refresh-shares <name>")
+    .description("threshold keys: re-randomise every share on the share nodes (same public key)")
+    .option(...formatOption)
+    .action(async (key: string, opts: { format: string }) => {
       const format = asFormat(opts.format);
-      const info = await client().request<KeyInfo>("POST", "/v1/keys", {
-        name,
-        ...(opts.rotationPeriod !== undefined ? { rotationPeriodSeconds: opts.rotationPeriod } : {}),
-        ...(opts.protection !== undefined ? { protection: opts.protection } : {}),
-      });
-      print(format, info, () => `Created key ${name}.\n${describeKey(info)}`);
+      const info = await client().request<KeyInfo & { refreshed: number[]; notCommitted: string[] }>(
+        "POST",
+        `/v1/keys/${enc(key)}/refresh-shares`,
+      );
+      const late = info.notCommitted.length
+        ? `\nNot yet told to drop old shares (retried at the next refresh): ${info.notCommitted.join(", ")}`
+        : "";
+      print(
+        format,
+        info,
+        () =>
+          `Refreshed the shares of ${key}, versions ${info.refreshed.join(", ")}.${late}\n${describeKey(info)}`,
+      );
     });
   keys
     .command("list")

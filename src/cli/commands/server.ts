@@ -71,6 +71,11 @@ export function serverCommand(program: Command): void {
     .option("--tpm <address>", "this node's TPM: swtpm:HOST:PORT or device:/dev/tpmrm0 (default: CUSTOS_TPM)")
     .option("--no-tpm", "in --dev mode, do not start a swtpm even if it is installed")
     .option(
+      "--share-node <name=url>",
+      "a share node for threshold keys (repeatable); allow this node's key on it (logged at start)",
+      collect,
+    )
+    .option(
       "--repositories <file>",
       "YAML naming the share repositories of the custody tree (directory, postgres, share-node); credentials stay in it",
     )
@@ -107,6 +112,7 @@ export function serverCommand(program: Command): void {
         clearContextKeys?: string;
         tpm?: string | false;
         tpmSeal?: string | true;
+        shareNode?: string[];
         repositories?: string;
         policy?: string;
         jwksFile?: string;
@@ -157,6 +163,7 @@ export function serverCommand(program: Command): void {
             policy,
             jwt,
             clientCerts: tls?.clientCa !== undefined,
+            shareNodes: parseShareNodes(opts.shareNode),
             repositories: repositoriesFrom(opts.repositories),
           });
         } catch (err) {
@@ -457,4 +464,20 @@ function repositoriesFrom(file: string | undefined): RepositoryConfig | undefine
   } catch (err) {
     throw new CliError(`--repositories ${file}: ${(err as Error).message}`, EXIT.usage);
   }
+}
+
+/** `--share-node NAME=URL`, repeatable, into a map; names as in docs/FORMATS.md §11. */
+export function parseShareNodes(values: string[] | undefined): Map<string, string> {
+  const nodes = new Map<string, string>();
+  for (const v of values ?? []) {
+    const m = /^([a-z0-9][a-z0-9._-]{0,63})=(https?:\/\/\S+)$/.exec(v);
+    if (!m)
+      throw new CliError(
+        `--share-node '${v}' must be NAME=URL (name: lowercase letters, digits, . _ -)`,
+        EXIT.usage,
+      );
+    if (nodes.has(m[1]!)) throw new CliError(`--share-node '${m[1]}' is given twice`, EXIT.usage);
+    nodes.set(m[1]!, m[2]!);
+  }
+  return nodes;
 }

@@ -1,0 +1,111 @@
+/**
+ * `custos share-node --listen HOST:PORT --data-dir DIR`: a share node, run by
+ * a hospital or cloud that holds a share of threshold keys (and, through other
+ * route modules mounted on the same app, shares of repositories). It keeps its
+ * keys and shares in DIR, answers only requests signed by the custos nodes it
+ * is told to trust (`--allow-node`, repeatable: the node identity keys custos
+ * servers print at start), and audits what it gives to DIR/threshold-audit.jsonl.
+ */
+import { mkdirSync, readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { serve } from "@hono/node-server";
+import type { Command } from "commander";
+import { Hono } from "hono";
+import { b64u } from "../../crypto/bytes.js";
+import { DirectoryRepository } from "../../repository/directory.js";
+import { ShareNodeKeys } from "../../share-node/node-keys.js";
+import { PartialAudit } from "../../share-node/partial-audit.js";
+import { repositoryRoutes } from "../../share-node/repository-routes.js";
+import { ShareFiles } from "../../share-node/share-files.js";
+import { thresholdRoutes } from "../../share-node/threshold-routes.js";
+import { RequestVerifier } from "../../threshold/request-auth.js";
+import { CliError, EXIT } from "../client.js";
+import { collect } from "../io.js";
+import { parseListen } from "./server.js";
+
+function allowedKeys(values: string[] | undefined): Uint8Array[] {
+  return (values ?? []).map((v) => {
+    try {
+      const key = b64u.decode(v, "--allow-node");
+      if (key.length === 32) return key;
+    } catch {
+      // fall through to the usage error
+    }
+    throw new CliError(
+      `--allow-node '${v}' must be a custos node's Ed25519 identity key (32 bytes, base64url)`,
+      EXIT.usage,
+    );
+  });
+}
+
+export function shareNodeCommand(program: Command): void {
+  program
+    .command("share-node")
+    .description("run a share node holding shares of threshold keys")
+    .requiredOption("--data-dir <dir>", "where the node keeps its keys, shares and audit file")
+    .option("--listen <host:port>", "address to listen on", "127.0.0.1:8300")
+    .option("--allow-node <key>", "a custos node identity key allowed to ask (repeatable)", collect)
+    .option(
+      "--repository-token-file <file>",
+      "serve custody-tree repository shares (stored in DIR/repository) to requests bearing the token in this file (repeatable)",
+      collect,
+    )
+    .option("--insecure-test-wrong-partials", "TEST ONLY: answer partial requests with wrong partials")
+    .action(
+      async (opts: {
+        dataDir: string;
+        listen: string;
+        allowNode?: string[];
+        repositoryTokenFile?: string[];
+        insecureTestWrongPartials?: boolean;
+      }) => {
+        const { host, port } = parseListen(opts.listen);
+        const allowed = allowedKeys(opts.allowNode);
+        process.umask(0o077);
+        mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+        const keys = ShareNodeKeys.loadOrCreate(opts.dataDir);
+        const app = new Hono();
+        thresholdRoutes(app, {
+          keys,
+          files: new ShareFiles(opts.dataDir),
+          audit: new PartialAudit(opts.dataDir),
+          verifier: new RequestVerifier(keys.publicKey, allowed),
+          wrongPartials: opts.insecureTestWrongPartials === true,
+        });
+        if (opts.repositoryTokenFile?.length) {
+          const tokens = opts.repositoryTokenFile.map((f) => readFileSync(f, "utf8").trim());
+          if (tokens.some((t) => t.length < 16)) {
+            throw new CliError(
+              "--repository-token-file: each token must be at least 16 characters",
+              EXIT.usage,
+            );
+          }
+          repositoryRoutes(app, {
+            repository: new DirectoryRepository(join(opts.dataDir, "repository")),
+            tokens,
+          });
+        }
+        app.notFound((c) =>
+          c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404),
+        );
+        const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+          const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
+          s.once("error", reject);
+        });
+        const address = server.address() as AddressInfo;
+        if (allowed.length === 0)
+          process.stderr.write(
+            "custos share-node: no --allow-node given; every signed request will be refused\n",
+          );
+        if (opts.insecureTestWrongPartials)
+          process.stderr.write("custos share-node: TEST FAULT INJECTION ON: partials are wrong\n");
+        process.stdout.write(
+          `share node identity ${b64u.encode(keys.publicKey)} hpke ${b64u.encode(keys.hpkePublicKey)}\nlistening on http://${address.address}:${address.port}\n`,
+        );
+        const stop = () => server.close(() => process.exit(0));
+        process.once("SIGTERM", stop);
+        process.once("SIGINT", stop);
+      },
+    );
+}
