@@ -193,6 +193,7 @@ export function custodyCommands(program: Command, client: () => Client): void {
     .option("--identity <file>", "your private key file (NAME.key)")
     .option("--passphrase-file <file>", "read the passphrase from a file instead of prompting")
     .option("--reset", "discard the shares submitted so far and start a new ceremony (needs a token)")
+    .option("--repositories", "ask the node to read its custody tree's repositories and TPM leaf now")
     .option("--format <format>", "text or json", "text")
     .action(
       async (opts: {
@@ -200,10 +201,26 @@ export function custodyCommands(program: Command, client: () => Client): void {
         identity?: string;
         passphraseFile?: string;
         reset?: boolean;
+        repositories?: boolean;
         format: string;
       }) => {
         const format = asFormat(opts.format);
         const c = client();
+        if (opts.repositories) {
+          const r = await c.request<{ status: SealStatus; failures: { path: string; reason: string }[] }>(
+            "POST",
+            "/v1/sys/unseal/repositories",
+            {},
+            { auth: false },
+          );
+          print(format, r, () =>
+            [
+              r.status.sealed ? "custos is still sealed." : "custos is unsealed by its repositories.",
+              ...r.failures.map((f) => `  skipped ${f.path}: ${f.reason}`),
+            ].join("\n"),
+          );
+          return;
+        }
         if (opts.reset) {
           const status = await c.request<SealStatus>("POST", "/v1/sys/unseal/reset", {});
           print(format, status, () => `Ceremony reset.\n${describeStatus(status)}`);
