@@ -1,6 +1,6 @@
 /**
  * The node's repository configuration (`custos server --repositories FILE`,
- * YAML; docs/FORMATS.md §5.9): which repository each name in the custody tree
+ * YAML; docs/FORMATS.md §5.8): which repository each name in the custody tree
  * means, and how to reach it. Connection strings and tokens are credentials:
  * they come from this file (or a file it names), go to the repository that
  * needs them, and nowhere else — `describeRepositories` gives a loggable

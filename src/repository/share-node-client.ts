@@ -1,7 +1,7 @@
 /**
  * A share repository on a remote custos share node (`custos share-node`),
  * over HTTP(S): `PUT`/`GET /v1/repository/shares/{key}` with a bearer token
- * (docs/FORMATS.md §5.9). The token is a credential from the node's
+ * (docs/FORMATS.md §5.8). The token is a credential from the node's
  * configuration: sent only in the Authorization header, kept out of every
  * message. Each request has a timeout; any answer other than 200/204/404 is
  * an error naming the status, never the body.

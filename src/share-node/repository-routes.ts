@@ -1,5 +1,5 @@
 /**
- * The share-storage routes of a share node (docs/FORMATS.md §5.9): a custos
+ * The share-storage routes of a share node (docs/FORMATS.md §5.8): a custos
  * node stores the sealed shares of its custody tree's `repository` leaves
  * here and reads them back at unattended unseal. `PUT` and `GET
  * /v1/repository/shares/{key}`, bytes in and out, kept in a directory
