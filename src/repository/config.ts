@@ -37,7 +37,7 @@ const Entry = z.discriminatedUnion("type", [
 
 const ConfigSchema = z.strictObject({
   timeoutMs: z.number().int().min(50).max(120_000).optional(),
-  repositories: z.record(z.string().regex(NAME_RE, `names must match ${NAME_RE.source}`), Entry),
+  repositories: z.record(z.string(), Entry),
 });
 
 export interface RepositoryConfig {
@@ -68,6 +68,7 @@ export function repositoryConfig(raw: unknown, base: string): RepositoryConfig {
   const summary: Record<string, string> = {};
   const secrets: string[] = [];
   for (const [name, e] of Object.entries(parsed.data.repositories)) {
+    if (!NAME_RE.test(name)) throw new Error(`repositories: '${name}': names must match ${NAME_RE.source}`);
     try {
       if (e.type === "directory") {
         const dir = resolve(base, e.path);
