@@ -21,19 +21,25 @@ export function instantiate(pattern: string, organisation: string): string {
  * pattern's own `*` absorb it ("ehr-*" covers "ehr-nyu-*").
  */
 export function matches(pattern: string, name: string): boolean {
-  const memo = new Map<number, boolean>();
-  const go = (i: number, j: number): boolean => {
-    const k = i * (name.length + 1) + j;
-    const seen = memo.get(k);
-    if (seen !== undefined) return seen;
-    let r: boolean;
-    if (i === pattern.length) r = j === name.length;
-    else if (pattern[i] === "*") r = go(i + 1, j) || (j < name.length && go(i, j + 1));
-    else r = j < name.length && pattern[i] === name[j] && go(i + 1, j + 1);
-    memo.set(k, r);
-    return r;
-  };
-  return go(0, 0);
+  // Runs on every request (decide()), so no memo table: the literal runs
+  // between stars are placed leftmost, which is optimal when `*` is the only
+  // wildcard — the first run must be a prefix, the last a suffix, and each
+  // one in between found after the previous. O(|pattern|·|name|) at worst.
+  const star = pattern.indexOf("*");
+  if (star < 0) return pattern === name;
+  const runs = pattern.split("*");
+  const head = runs[0] as string;
+  const tail = runs[runs.length - 1] as string;
+  if (name.length < head.length + tail.length || !name.startsWith(head) || !name.endsWith(tail)) return false;
+  let at = head.length;
+  const end = name.length - tail.length;
+  for (let i = 1; i < runs.length - 1; i++) {
+    const run = runs[i] as string;
+    const found = name.indexOf(run, at);
+    if (found < 0 || found + run.length > end) return false;
+    at = found + run.length;
+  }
+  return true;
 }
 
 /**

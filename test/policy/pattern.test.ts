@@ -37,6 +37,19 @@ describe("key-name patterns", () => {
   };
   const short = names(8);
 
+  it("matches agrees with a regular expression built from the pattern (property)", () => {
+    const longer = fc.array(fc.constantFrom(...alphabet, "*"), { maxLength: 10 }).map((a) => a.join(""));
+    const text = fc.array(fc.constantFrom(...alphabet, "*"), { maxLength: 12 }).map((a) => a.join(""));
+    fc.assert(
+      fc.property(longer, text, (p, n) => {
+        // Safe here: only "a", "b", "-" and "*" occur, and the inputs are tiny.
+        const re = new RegExp(`^${p.replaceAll("-", "\\-").replaceAll("*", "[\\s\\S]*")}$`);
+        expect(matches(p, n)).toBe(re.test(n));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it("overlaps agrees with enumerating every short name (property)", () => {
     fc.assert(
       fc.property(pattern, pattern, (a, b) => {
