@@ -15,6 +15,7 @@ import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
 import type { Auditor } from "../audit/auditor.js";
 import type { MerkleLog } from "../audit/merkle-log.js";
+import type { CustodyChanger } from "../custody/custody-change.js";
 import type { SealManager } from "../custody/seal.js";
 import type { TpmCustody } from "../custody/tpm-custody.js";
 import { CustosError } from "../errors.js";
@@ -31,6 +32,7 @@ import { auditRoutes } from "./routes/audit.js";
 import { envelopeRoutes } from "./routes/envelope.js";
 import { keyRoutes } from "./routes/keys.js";
 import { policyRoutes } from "./routes/policy.js";
+import { rekeyRoutes } from "./routes/rekey.js";
 import { reviewRoutes } from "./routes/reviews.js";
 import { sysRoutes } from "./routes/sys.js";
 import { tokenRoutes } from "./routes/tokens.js";
@@ -49,6 +51,8 @@ export interface AppDeps {
   merkle: MerkleLog;
   authorizer: Authorizer;
   log: Logger;
+  /** Rekey and root rotation (custody/custody-change.ts); without it those routes are absent. */
+  custody?: CustodyChanger | null;
   /** The TPM's part in custody, on a node with a TPM. */
   tpm?: TpmCustody | null;
   /** The policy engine, when the server runs with --policy (then it is also `authorizer`). */
@@ -148,6 +152,7 @@ export function createApp(deps: AppDeps): App {
   auditRoutes(app, deps, gate);
   policyRoutes(app, deps, gate);
   reviewRoutes(app, deps, gate);
+  if (deps.custody) rekeyRoutes(app, deps.custody, gate);
 
   app.get("/healthz", (c) => c.json({ ok: true }));
   app.get("/readyz", (c) =>

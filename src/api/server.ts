@@ -17,6 +17,7 @@ import { Auditor } from "../audit/auditor.js";
 import { MerkleLog } from "../audit/merkle-log.js";
 import { WitnessCollector, type WitnessConfig } from "../audit/witness-collector.js";
 import { NodeIdentity } from "../custody/node-identity.js";
+import { CustodyChanger } from "../custody/custody-change.js";
 import { SealManager } from "../custody/seal.js";
 import { TpmCustody } from "../custody/tpm-custody.js";
 import { nodeSharesFor, unsealUnattended } from "../custody/unattended.js";
@@ -72,6 +73,8 @@ export interface CustosNode {
   seal: SealManager;
   keys: KeyRing;
   tpm: TpmCustody | null;
+  /** Rekey and root rotation. */
+  custody: CustodyChanger;
   close(): Promise<void>;
 }
 
@@ -151,8 +154,14 @@ export async function openNode({
       .then(() => custody.tryUnseal(seal))
       .catch((err: unknown) => log.error({ err }, "could not recover from the TPM reset"));
   });
+  const custody = new CustodyChanger(store, auditor, seal, identity, nodeShares ?? null);
+  // Before any unseal: a change the last run left unfinished is recorded as abandoned.
+  await custody
+    .recordAbandoned()
+    .catch((err: unknown) => log.error({ err }, "could not audit the abandoned custody change"));
   const envelope = new EnvelopeService(keys, auditor);
   const app = createApp({
+    custody,
     store,
     seal,
     keys,
@@ -186,6 +195,7 @@ export async function openNode({
     seal,
     keys,
     tpm,
+    custody,
     async close() {
       clearInterval(timer);
       collector?.stop();

@@ -14,6 +14,7 @@
  */
 import type { Auditor } from "../audit/auditor.js";
 import { durably } from "../audit/auditor.js";
+import type { AuditEventInput } from "../audit/event.js";
 import { b64u, constantTimeEqual } from "../crypto/bytes.js";
 import { unwrap } from "../crypto/envelope.js";
 import { type KeyHandle, SoftwareKeyHandle } from "../crypto/key-handle.js";
@@ -21,7 +22,8 @@ import { Secret } from "../crypto/secret.js";
 import { combineShares, KeyCheckError, keyCheckValue } from "../crypto/shamir.js";
 import { CustosError } from "../errors.js";
 import type { DisposableKeyHandle } from "../protect/levels.js";
-import type { SealConfig, Store } from "../store/store.js";
+import { type CustodySwitch, type SealConfig, type Store, StoreConflictError } from "../store/store.js";
+import { crashPoint } from "./crash-point.js";
 import { checkFlatSubmission } from "./flat-unseal.js";
 import {
   AUDIT_KEY_CONTEXT,
@@ -68,7 +70,7 @@ export interface SealOptions {
   nodeShares?: NodeShares;
 }
 
-export type RootSource = "init" | "custodians" | "tpm-seal" | "repositories";
+export type RootSource = "init" | "custodians" | "tpm-seal" | "repositories" | "rotation";
 
 /** What a read of the node-held leaves gave: the status, and every leaf that gave no good share. */
 export interface NodeUnsealResult {
@@ -441,6 +443,73 @@ export class SealManager {
       this.#dropRoot();
       throw err;
     }
+  }
+
+  /**
+   * The switch of a custody change (custody-change.ts, docs/FORMATS.md §5.9):
+   * `prepare` builds the switch with the current root (for a rotation it
+   * re-seals every record under the new root), the store applies it with its
+   * audit event in one transaction — retried when the key ring changed
+   * meanwhile — and only then does this node hold the new configuration and,
+   * for a rotation, the new root key (`newRootKey`, taken over and disposed
+   * of; re-sealed to the TPM by `protectRoot` when the TPM seal is on). If
+   * the new root cannot be protected, the node seals: its custodians' new
+   * shares open it. Serialised with unseal and seal.
+   */
+  switchCustody(
+    prepare: (root: KeyHandle) => Promise<CustodySwitch>,
+    event: () => AuditEventInput,
+    newRootKey: Secret | null,
+  ): Promise<SealConfig> {
+    return this.#serially(async () => {
+      try {
+        const root = this.root();
+        let change = await prepare(root);
+        crashPoint("switch.resealed");
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.store.switchCustody(change, event());
+            break;
+          } catch (err) {
+            if (err instanceof StoreConflictError && attempt < 3 && change.resealed.length > 0) {
+              change = await prepare(root);
+              continue;
+            }
+            // Outcome unknown (the writer died around the commit): the store says which custody it holds.
+            const stored =
+              err instanceof StoreConflictError ? null : await this.store.getSealConfig().catch(() => null);
+            if (stored?.initId !== change.config.initId) {
+              await durably(() => Promise.reject(err)); // 409 conflict, 503 audit_unavailable, or err
+              throw err;
+            }
+            break;
+          }
+        }
+        crashPoint("switch.committed");
+        this.#config = change.config;
+        if (newRootKey !== null) {
+          const key = newRootKey;
+          newRootKey = null;
+          let handle: DisposableKeyHandle;
+          try {
+            handle = await this.protectRoot(key, "rotation");
+          } catch (err) {
+            this.#dropRoot();
+            throw err;
+          }
+          // Loaded keys and the audit signer let go of the old root's records, then take the new root.
+          for (const listener of this.#onSeal) listener();
+          const old = this.#root;
+          this.#root = handle;
+          old?.dispose();
+          for (const listener of this.#onUnseal) await listener(handle);
+        }
+        crashPoint("switch.adopted");
+        return change.config;
+      } finally {
+        newRootKey?.dispose();
+      }
+    });
   }
 
   /** Seals the node: the root key, every loaded key and the audit key are dropped. */

@@ -54,7 +54,15 @@ function configOf(tree: GateRecord, initId: string, kcv: Uint8Array): SealConfig
   };
 }
 
-export async function makeTreeCustody(input: TreeInput, nodePublicKey: Uint8Array): Promise<NewTreeCustody> {
+/**
+ * `rootKey`: split this root key instead of making one (a rekey keeps the
+ * root, custody-change.ts); the caller keeps and disposes of it.
+ */
+export async function makeTreeCustody(
+  input: TreeInput,
+  nodePublicKey: Uint8Array,
+  rootKey?: Secret,
+): Promise<NewTreeCustody> {
   checkTree(input);
   for (const leaf of leaves(input)) {
     if (leaf.kind !== "custodian") continue;
@@ -63,7 +71,7 @@ export async function makeTreeCustody(input: TreeInput, nodePublicKey: Uint8Arra
       throw new CustosError(400, "invalid_tree", `${leaf.path}: the public key is not a usable X25519 key`);
     }
   }
-  const rk = Secret.random(32);
+  const rk = rootKey ? Secret.of(rootKey.reveal().slice()) : Secret.random(32);
   const initIdBytes = randomBytes(16);
   const split = await splitOverTree(rk, input, initIdBytes);
   const root = new SoftwareKeyHandle(rk);

@@ -13,6 +13,8 @@ export const OPERATIONS = [
   "sys.unseal.reset",
   "sys.tpm-seal.read",
   "sys.tpm-seal.write",
+  "sys.rekey",
+  "sys.rotate-root",
   "keys.create",
   "keys.list",
   "keys.read",

@@ -27,6 +27,8 @@ export const POLICY_OPERATION: Readonly<Record<Operation, PolicyOperation | null
   "sys.unseal.reset": "ceremony-unseal",
   "sys.tpm-seal.read": "tpm-seal-read",
   "sys.tpm-seal.write": "tpm-seal-write",
+  "sys.rekey": "ceremony-rekey",
+  "sys.rotate-root": "ceremony-rotate-root",
   "sys.policy.reload": "policy-change",
   "keys.create": "create",
   "keys.list": "list",

@@ -12,6 +12,7 @@ import type Database from "better-sqlite3";
 import { appendEvent, type ChainHead, GENESIS_HASH } from "../audit/chain.js";
 import type { AuditEventInput } from "../audit/event.js";
 import { leafHash } from "../audit/merkle.js";
+import { CustodyWrites } from "./sqlite-custody.js";
 import type { UnitFailure, WriteOp, WriteUnit } from "./sqlite-protocol.js";
 import { ApprovalWrites } from "./sqlite-approvals.js";
 import { ReviewWrites } from "./sqlite-reviews.js";
@@ -55,10 +56,12 @@ export class WriteApplier {
   private readonly lastAudit: Database.Statement<[], { seq: number; hash: Uint8Array }>;
 
   private readonly reviews: ReviewWrites;
+  private readonly custody: CustodyWrites;
   private readonly approvals: ApprovalWrites;
 
   constructor(private readonly db: Database.Database) {
     this.reviews = new ReviewWrites(db, (message) => new UnitConflict(message));
+    this.custody = new CustodyWrites(db, (message) => new UnitConflict(message));
     this.approvals = new ApprovalWrites(db, (message) => new UnitConflict(message));
     this.sealConfigExists = db.prepare("SELECT 1 FROM seal_config");
     this.insertSealConfig = db.prepare(
@@ -137,6 +140,7 @@ export class WriteApplier {
         if (this.selectKey.get(w.key.name) !== undefined) {
           throw new UnitConflict(`key ${w.key.name} already exists`);
         }
+        this.custody.checkGeneration(w.first.sealedMaterial, `key ${w.key.name}`);
         this.insertKey.run(keyToRow(w.key));
         this.insertVersion.run(keyVersionToRow(w.first));
         return;
@@ -150,11 +154,13 @@ export class WriteApplier {
         if (version !== row.latest_version + 1) {
           throw new UnitConflict(`key ${name}: version ${version} is not ${row.latest_version + 1}`);
         }
+        this.custody.checkGeneration(w.version.sealedMaterial, `key ${name} version ${version}`);
         this.insertVersion.run(keyVersionToRow(w.version));
         this.setLatest.run(version, w.updatedAt, name);
         return;
       }
       case "replaceKeyMaterial": {
+        this.custody.checkGeneration(w.sealedMaterial, `key ${w.name} version ${w.version}`);
         const changed = this.db
           .prepare(
             "UPDATE key_versions SET sealed_material = ? WHERE name = ? AND version = ? AND state = 'enabled'",
@@ -218,6 +224,9 @@ export class WriteApplier {
         this.insertHead.run(size, root, timestamp, signature);
         return;
       }
+      case "switchCustody":
+        this.custody.switchCustody(w.change);
+        return;
       case "putCosignature": {
         const c = w.cosignature;
         // Only a countersignature on a head this node signed: same size, root and time.

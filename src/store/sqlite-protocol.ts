@@ -13,6 +13,7 @@ import type {
   ApprovalUse,
   ApprovalVote,
   CosignatureRecord,
+  CustodySwitch,
   KeyPatch,
   KeyRecord,
   KeyVersionRecord,
@@ -39,7 +40,8 @@ export type WriteOp =
   | { op: "consumeApproval"; id: string; use: ApprovalUse }
   | { op: "appendAudit" }
   | { op: "putTreeHead"; head: TreeHeadRecord }
-  | { op: "putCosignature"; cosignature: CosignatureRecord };
+  | { op: "putCosignature"; cosignature: CosignatureRecord }
+  | { op: "switchCustody"; change: CustodySwitch };
 
 /** One caller's write: applied and audited atomically, or not at all. */
 export interface WriteUnit {

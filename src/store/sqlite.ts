@@ -13,6 +13,7 @@ import { resolve as resolvePath } from "node:path";
 import Database from "better-sqlite3";
 import type { AuditEventInput, ChainedAuditEvent } from "../audit/event.js";
 import { WriterClient, type WriterStats } from "./sqlite-client.js";
+import { SEALED_RECORDS_SQL, type SealedRow } from "./sqlite-custody.js";
 import type { WriteUnit } from "./sqlite-protocol.js";
 import {
   APPROVAL_SQL,
@@ -44,12 +45,14 @@ import {
   type AuditFilter,
   type AuditQuery,
   type CosignatureRecord,
+  type CustodySwitch,
   type KeyPatch,
   type KeyRecord,
   type KeyVersionRecord,
   type ReviewClose,
   type ReviewRecord,
   type SealConfig,
+  type SealedRecord,
   type Store,
   StoreUnavailableError,
   type TokenRecord,
@@ -217,6 +220,20 @@ export class SqliteStore implements Store {
   async getSysSecret(name: string): Promise<Uint8Array | null> {
     const row = this.read<{ sealed: Uint8Array }>("SELECT sealed FROM sys_secrets WHERE name = ?", name);
     return row === undefined ? null : bytes(row.sealed);
+  }
+
+  async getSealedRecords(): Promise<SealedRecord[]> {
+    return this.readAll<SealedRow>(SEALED_RECORDS_SQL).map((r) => ({ ...r, sealed: bytes(r.sealed) }));
+  }
+
+  async switchCustody(change: CustodySwitch, event: AuditEventInput): Promise<void> {
+    checkEvent(event);
+    for (const r of change.resealed) {
+      if (!(r.sealed instanceof Uint8Array) || !(r.from instanceof Uint8Array)) {
+        throw new TypeError(`resealed ${r.kind} ${r.name}: sealed and from must be Uint8Arrays`);
+      }
+    }
+    return this.write({ write: { op: "switchCustody", change }, events: [event] });
   }
 
   async createKey(key: KeyRecord, first: KeyVersionRecord, event: AuditEventInput): Promise<void> {

@@ -211,6 +211,31 @@ export type KeyPatch = Partial<
   Pick<KeyRecord, "state" | "minDecryptionVersion" | "rotationPeriodSeconds" | "deletionAt">
 >;
 
+/** A record sealed under the root key: a key version's material or a system secret (docs/FORMATS.md §4). */
+export interface SealedRecord {
+  /** `key-material` (name, version) or `sys-secret` (name). */
+  kind: "key-material" | "sys-secret";
+  name: string;
+  /** Key version; 0 for a system secret. */
+  version: number;
+  sealed: Uint8Array;
+}
+
+/**
+ * The switch of a custody change (docs/FORMATS.md §5.9): the new seal
+ * configuration and, for a root rotation, every sealed record re-sealed
+ * under the new root with the exact blob it replaces. Applied in one
+ * transaction, or not at all: the store refuses it (StoreConflictError) when
+ * the stored init id is not `fromInitId`, or when the records it would
+ * replace are not exactly those stored (the ring changed meanwhile).
+ */
+export interface CustodySwitch {
+  fromInitId: string;
+  config: SealConfig;
+  /** Empty for a rekey (same root); for a rotation, every record the store holds. */
+  resealed: (SealedRecord & { from: Uint8Array })[];
+}
+
 export interface AuditQuery {
   /** First seq to return (inclusive); default 1. */
   fromSeq?: number;
@@ -257,6 +282,14 @@ export interface Store {
     event: AuditEventInput,
   ): Promise<void>;
   getSysSecret(name: string): Promise<Uint8Array | null>;
+  /** Every record sealed under the root key (key versions not destroyed, system secrets). */
+  getSealedRecords(): Promise<SealedRecord[]>;
+  /**
+   * Switches custody (rekey or root rotation) with its audit event in one
+   * transaction; StoreConflictError when anything it replaces has changed.
+   * Afterwards a sealed record of another root generation is refused.
+   */
+  switchCustody(change: CustodySwitch, event: AuditEventInput): Promise<void>;
 
   createKey(key: KeyRecord, first: KeyVersionRecord, event: AuditEventInput): Promise<void>;
   getKey(name: string): Promise<KeyRecord | null>;

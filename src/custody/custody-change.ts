@@ -1,0 +1,509 @@
+/**
+ * Verified rekey and root rotation (docs/FORMATS.md §5.9). One change at a
+ * time, on an unsealed node: it starts with a nonce and an ephemeral
+ * ceremony key (an unseal ceremony's, signed by the node), the current
+ * quorum submits its current shares to it exactly as in an unseal, and the
+ * reconstructed root key — checked against the key check value — is split
+ * over the new tree (a rekey: same root; a rotation: a new root, the key
+ * ring to be re-sealed). Repositories and the TPM leaf are written and read
+ * back; each custodian confirms by opening their new share file and sending
+ * the share back sealed to the ceremony key, checked against its commitment.
+ * Only when every new leaf is confirmed does the node switch, in one store
+ * transaction (seal.ts `switchCustody`): until then the old custody is the
+ * only one, before a restart and after. A restart, a seal, a cancel or the
+ * idle timer discards the pending change; at start an unfinished change
+ * found in the audit log is recorded as abandoned, naming the custody that
+ * stays. Every step is audited.
+ */
+import type { Auditor } from "../audit/auditor.js";
+import { b64u, constantTimeEqual, hex } from "../crypto/bytes.js";
+import { SoftwareKeyHandle } from "../crypto/key-handle.js";
+import { Secret } from "../crypto/secret.js";
+import { combineShares } from "../crypto/shamir.js";
+import { CustosError } from "../errors.js";
+import type { SealConfig, Store } from "../store/store.js";
+import {
+  commitmentAt,
+  custodianLeaves,
+  initIdBytes,
+  makeChangeShares,
+  treeInputOf,
+} from "./change-shares.js";
+import { crashPoint } from "./crash-point.js";
+import { checkFlatSubmission } from "./flat-unseal.js";
+import type { NodeIdentity } from "./node-identity.js";
+import type { NodeShares } from "./node-shares.js";
+import { type ShareRefusal, ShareRefusedError } from "./refusal.js";
+import { resealAll } from "./root-reseal.js";
+import type { SealManager } from "./seal.js";
+import type { UnsealSubmission } from "./share-format.js";
+import { checkTree, type GateStatus, gateStatus, type TreeInput, TreeInputSchema, treeOf } from "./tree.js";
+import {
+  openTreeUnsealSubmission,
+  TREE_UNSEAL_FORMAT,
+  type TreeShareFile,
+  type TreeUnsealSubmission,
+} from "./tree-share-format.js";
+import { verifyLeaf } from "./tree-split.js";
+import { checkTreeSubmission, combineTree, treeSatisfied } from "./tree-unseal.js";
+import { UnsealCeremony } from "./unseal-ceremony.js";
+
+export type ChangeKind = "rekey" | "rotate-root";
+export const DEFAULT_CHANGE_IDLE_MS = 60 * 60_000;
+const OP = "sys.rekey";
+
+export interface ChangeStatus {
+  active: boolean;
+  kind: ChangeKind | null;
+  /** "quorum": current shares wanted; "confirming": new shares out, confirmations wanted. */
+  phase: "quorum" | "confirming" | null;
+  nonce: string | null;
+  ceremonyPublicKey: string | null;
+  ceremonySignature: string | null;
+  expiresAt: string | null;
+  initId: string | null;
+  rootGeneration: number;
+  /** The current tree with the quorum's progress. */
+  quorum: GateStatus | null;
+  submitted: string[];
+  newInitId: string | null;
+  newRootGeneration: number | null;
+  /** The custodians' new share files (each HPKE-sealed to its custodian). */
+  shareFiles: TreeShareFile[];
+  confirmed: string[];
+  unconfirmed: string[];
+}
+
+interface Pending {
+  config: SealConfig;
+  shareFiles: TreeShareFile[];
+  confirmed: Set<string>;
+  newRootKey: Secret | null;
+}
+
+interface Change {
+  kind: ChangeKind;
+  tree: TreeInput | null;
+  ceremony: UnsealCeremony;
+  pending: Pending | null;
+}
+
+export class CustodyChanger {
+  #change: Change | null = null;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly store: Store,
+    private readonly auditor: Auditor,
+    private readonly seal: SealManager,
+    private readonly identity: NodeIdentity,
+    private readonly nodeShares: NodeShares | null,
+    private readonly idleMs = DEFAULT_CHANGE_IDLE_MS,
+  ) {
+    seal.onSeal(() => {
+      // A switch cycles the listeners without sealing; only a real seal discards the change.
+      queueMicrotask(() => {
+        if (this.seal.sealed && this.#change) {
+          // Shutdown seals too, and the store may be closing: the discard stands either way.
+          this.#serially(() => this.#discard("custos", "the node was sealed")).catch(() => {});
+        }
+      });
+    });
+  }
+
+  /** At start: an unfinished change in the audit log is recorded as abandoned, naming the custody that stays. */
+  async recordAbandoned(): Promise<string | null> {
+    const config = await this.store.getSealConfig();
+    if (config === null) return null;
+    const last = await lastEvent(this.store, `${OP}.start`);
+    if (last === null) return null;
+    const ends = await Promise.all(
+      ["switch", "cancel", "abandon"].map((op) =>
+        this.store.searchAudit({ operation: `${OP}.${op}`, fromSeq: last.seq, limit: 1 }),
+      ),
+    );
+    if (ends.some((e) => e.length > 0)) return null;
+    const what = (last.reason ?? "").split(":")[0] ?? "change";
+    const reason = `${what}: not switched before the restart; abandoned, its new shares are void; active custody: init id ${config.initId}, root generation ${config.rootGeneration}`;
+    await this.auditor.record(
+      this.auditor.event({ principal: "custos", operation: `${OP}.abandon`, decision: "allow", reason }),
+    );
+    return reason;
+  }
+
+  status(): ChangeStatus {
+    const c = this.#change;
+    const config = this.seal.config;
+    const pending = c?.pending ?? null;
+    const unconfirmed = pending
+      ? custodianLeaves(pending.config).filter((l) => !pending.confirmed.has(l.path))
+      : [];
+    return {
+      active: c !== null,
+      kind: c?.kind ?? null,
+      phase: c === null ? null : pending ? "confirming" : "quorum",
+      nonce: c ? hex.encode(c.ceremony.nonce) : null,
+      ceremonyPublicKey: c ? b64u.encode(c.ceremony.publicKey) : null,
+      ceremonySignature: c ? b64u.encode(c.ceremony.signature) : null,
+      expiresAt: c?.ceremony.expiresAt ? new Date(c.ceremony.expiresAt).toISOString() : null,
+      initId: config?.initId ?? null,
+      rootGeneration: config?.rootGeneration ?? 0,
+      quorum:
+        c && config && !pending ? gateStatus(treeOf(config), new Set(pathsOf(config, c.ceremony))) : null,
+      submitted: c ? [...c.ceremony.accepted.keys()] : [],
+      newInitId: pending?.config.initId ?? null,
+      newRootGeneration: pending?.config.rootGeneration ?? null,
+      shareFiles: pending?.shareFiles ?? [],
+      confirmed: pending ? [...pending.confirmed] : [],
+      unconfirmed: unconfirmed.map((l) => l.path),
+    };
+  }
+
+  /** Starts a rekey (a new tree is required) or a root rotation (the current tree unless one is given). */
+  start(kind: ChangeKind, tree: unknown, principal: string, requestId?: string): Promise<ChangeStatus> {
+    return this.#serially(async () => {
+      const config = this.seal.config;
+      this.seal.root(); // 503 sealed / not initialised
+      if (config === null) throw new CustosError(503, "not_initialized", "custos is not initialised");
+      if (this.#change) {
+        throw new CustosError(
+          409,
+          "change_in_progress",
+          `a ${this.#change.kind} is in progress; cancel it first (custos operator rekey cancel)`,
+        );
+      }
+      let input: TreeInput | null = null;
+      if (tree !== undefined && tree !== null) {
+        const parsed = TreeInputSchema.safeParse(tree);
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          throw new CustosError(
+            400,
+            "invalid_tree",
+            `tree.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`,
+          );
+        }
+        checkTree(parsed.data);
+        input = parsed.data;
+      } else if (kind === "rekey") {
+        throw new CustosError(
+          400,
+          "invalid_request",
+          "a rekey needs the new tree (tree: {threshold, of: [...]})",
+        );
+      }
+      const ceremony = new UnsealCeremony(this.identity, config.initId);
+      const nonce = hex.encode(ceremony.nonce);
+      await this.auditor
+        .record(
+          this.auditor.event({
+            principal,
+            operation: `${OP}.start`,
+            decision: "allow",
+            reason: `${kind} ${nonce}: started from init id ${config.initId}, root generation ${config.rootGeneration}`,
+            requestId,
+          }),
+        )
+        .catch((err: unknown) => {
+          ceremony.dispose();
+          throw err;
+        });
+      this.#change = { kind, tree: input, ceremony, pending: null };
+      this.#arm();
+      crashPoint("change.started");
+      return this.status();
+    });
+  }
+
+  /** A custodian's current share (custos-unseal/v1 or v2, sealed to the change's ceremony key). */
+  submit(sub: UnsealSubmission | TreeUnsealSubmission, requestId?: string): Promise<ChangeStatus> {
+    return this.#serially(async () => {
+      const c = this.#active();
+      const config = this.seal.config as SealConfig;
+      const label = sub.format === TREE_UNSEAL_FORMAT ? sub.path : sub.custodian;
+      if (c.pending)
+        return this.#refuse(
+          c,
+          label,
+          "wrong_ceremony",
+          requestId,
+          "the quorum is complete; confirm the new shares",
+        );
+      let key: string;
+      let value: Secret;
+      if (sub.format === TREE_UNSEAL_FORMAT) {
+        if (!config.tree) return this.#refuse(c, label, "wrong_format", requestId);
+        const checked = await checkTreeSubmission(config, config.tree, c.ceremony, sub);
+        if (!checked.ok) return this.#refuse(c, checked.path, checked.reason, requestId);
+        key = checked.path;
+        value = checked.value;
+      } else {
+        if (config.tree) return this.#refuse(c, label, "wrong_format", requestId);
+        const checked = await checkFlatSubmission(config, c.ceremony, sub);
+        if (!checked.ok) return this.#refuse(c, label, checked.reason, requestId);
+        key = sub.custodian;
+        value = checked.share;
+      }
+      c.ceremony.accepted.set(key, value);
+      try {
+        await this.#audit(c, "submit", `current share of ${key} accepted`, requestId);
+      } catch (err) {
+        c.ceremony.accepted.delete(key);
+        value.dispose();
+        throw err;
+      }
+      this.#arm();
+      const paths = pathsOf(config, c.ceremony);
+      if (treeSatisfied(treeOf(config), paths)) await this.#quorum(c, config, requestId);
+      return this.status();
+    });
+  }
+
+  /** A custodian's new share, opened from their new share file and sealed back to the ceremony key. */
+  confirm(sub: TreeUnsealSubmission, requestId?: string): Promise<ChangeStatus> {
+    return this.#serially(async () => {
+      const c = this.#active();
+      const pending = c.pending;
+      if (!pending)
+        return this.#refuse(c, sub.path, "wrong_ceremony", requestId, "the quorum is not complete yet");
+      if (sub.nonce !== hex.encode(c.ceremony.nonce))
+        return this.#refuse(c, sub.path, "wrong_ceremony", requestId);
+      const commitment = commitmentAt(pending.config, sub.path);
+      if (commitment === null) return this.#refuse(c, sub.path, "unknown_path", requestId);
+      let ok = false;
+      try {
+        const payload = await openTreeUnsealSubmission(sub, c.ceremony.privateKey, c.ceremony.nonce);
+        const newInit = initIdBytes(pending.config);
+        ok =
+          constantTimeEqual(payload.initId, newInit) &&
+          verifyLeaf(newInit, sub.path, payload.value.reveal(), commitment);
+        payload.value.dispose();
+        if (!constantTimeEqual(payload.initId, newInit))
+          return this.#refuse(c, sub.path, "wrong_init", requestId);
+      } catch {
+        return this.#refuse(c, sub.path, "undecryptable", requestId);
+      }
+      if (!ok) return this.#refuse(c, sub.path, "commitment_mismatch", requestId);
+      pending.confirmed.add(sub.path);
+      await this.#audit(c, "confirm", `new share at ${sub.path} confirmed by its custodian`, requestId);
+      this.#arm();
+      await this.#switchIfConfirmed(c, requestId);
+      return this.status();
+    });
+  }
+
+  cancel(principal: string, requestId?: string): Promise<ChangeStatus> {
+    return this.#serially(async () => {
+      if (!this.#change) throw new CustosError(409, "no_change", "no rekey or root rotation is in progress");
+      await this.#discard(principal, "cancelled", requestId);
+      return this.status();
+    });
+  }
+
+  async #quorum(c: Change, config: SealConfig, requestId?: string): Promise<void> {
+    const holders = [...c.ceremony.accepted.keys()];
+    let rk: Secret;
+    try {
+      rk = config.tree
+        ? await combineTree(config, config.tree, c.ceremony.accepted)
+        : await combineShares(
+            [...c.ceremony.accepted.values()].map((s) => s.reveal()),
+            b64u.decode(config.kcv, "kcv"),
+          );
+    } catch {
+      await this.#discard(
+        "custos",
+        `the shares of ${holders.join(", ")} failed the key check value`,
+        requestId,
+        "error",
+      );
+      throw new ShareRefusedError(holders.join(", "), "key_check_failed");
+    }
+    for (const s of c.ceremony.accepted.values()) s.dispose();
+    c.ceremony.accepted.clear();
+    crashPoint("change.quorum");
+    try {
+      const tree = c.tree ?? treeInputOf(treeOf(config));
+      const made = await makeChangeShares(c.kind, config, tree, rk, this.identity.publicKey, this.nodeShares);
+      c.pending = {
+        config: made.config,
+        shareFiles: made.shareFiles,
+        confirmed: new Set(made.nodeConfirmed),
+        newRootKey: made.newRootKey,
+      };
+    } catch (err) {
+      await this.#discard(
+        "custos",
+        `new shares could not be made: ${(err as Error).message}`,
+        requestId,
+        "error",
+      );
+      throw err;
+    } finally {
+      rk.dispose();
+    }
+    const p = c.pending;
+    await this.#audit(
+      c,
+      "shares",
+      `quorum of ${holders.join(", ")} met; new shares under init id ${p.config.initId} (root generation ${p.config.rootGeneration})` +
+        `${p.confirmed.size ? `; read back and confirmed: ${[...p.confirmed].join(", ")}` : ""}; awaiting confirmation by ${
+          custodianLeaves(p.config)
+            .map((l) => l.path)
+            .join(", ") || "nobody"
+        }`,
+      requestId,
+    );
+    crashPoint("change.shares-stored");
+    await this.#switchIfConfirmed(c, requestId);
+  }
+
+  async #switchIfConfirmed(c: Change, requestId?: string): Promise<void> {
+    const p = c.pending as Pending;
+    if (custodianLeaves(p.config).some((l) => !p.confirmed.has(l.path))) return;
+    crashPoint("change.confirmed");
+    const from = this.seal.config as SealConfig;
+    const nonce = hex.encode(c.ceremony.nonce);
+    const newRootKey = p.newRootKey;
+    p.newRootKey = null;
+    const prepare = async (root: Parameters<typeof resealAll>[1]) => {
+      if (newRootKey === null) return { fromInitId: from.initId, config: p.config, resealed: [] };
+      const handle = new SoftwareKeyHandle(Secret.of(newRootKey.reveal().slice()));
+      try {
+        const resealed = await resealAll(this.store, root, handle, p.config.rootGeneration);
+        return { fromInitId: from.initId, config: p.config, resealed };
+      } finally {
+        handle.dispose();
+      }
+    };
+    const event = () =>
+      this.auditor.event({
+        principal: "custos",
+        operation: `${OP}.switch`,
+        decision: "allow",
+        reason: `${c.kind} ${nonce}: switched from init id ${from.initId} (root generation ${from.rootGeneration}) to init id ${p.config.initId} (root generation ${p.config.rootGeneration}); the old shares are void`,
+        requestId,
+      });
+    try {
+      await this.seal.switchCustody(prepare, event, newRootKey);
+    } catch (err) {
+      const switched = this.seal.config?.initId === p.config.initId;
+      this.#clear();
+      if (!switched) {
+        await this.#audit(
+          c,
+          "cancel",
+          `switch failed, the current custody stays: ${(err as Error).message}`,
+          requestId,
+          "error",
+        ).catch(() => {});
+      }
+      throw err;
+    }
+    this.#clear();
+  }
+
+  #active(): Change {
+    if (!this.#change)
+      throw new CustosError(
+        409,
+        "no_change",
+        "no rekey or root rotation is in progress (custos operator rekey start)",
+      );
+    return this.#change;
+  }
+
+  async #refuse(
+    c: Change,
+    who: string,
+    reason: ShareRefusal,
+    requestId?: string,
+    why?: string,
+  ): Promise<never> {
+    await this.#audit(c, "submit", `${who}: ${reason}${why ? ` (${why})` : ""}`, requestId, "deny");
+    const custodian = who.includes(":") ? who.slice(who.lastIndexOf(":") + 1) : who;
+    throw new ShareRefusedError(custodian, reason, who.startsWith("root") ? who : undefined);
+  }
+
+  #audit(
+    c: Change,
+    step: string,
+    what: string,
+    requestId?: string,
+    decision: "allow" | "deny" | "error" = "allow",
+  ) {
+    const nonce = hex.encode(c.ceremony.nonce);
+    return this.auditor.record(
+      this.auditor.event({
+        principal: "custos",
+        operation: `${OP}.${step}`,
+        decision,
+        reason: `${c.kind} ${nonce}: ${what}`,
+        requestId,
+      }),
+    );
+  }
+
+  async #discard(
+    principal: string,
+    why: string,
+    requestId?: string,
+    decision: "allow" | "error" = "allow",
+  ): Promise<void> {
+    const c = this.#change;
+    if (!c) return;
+    this.#clear();
+    const nonce = hex.encode(c.ceremony.nonce);
+    await this.auditor.record(
+      this.auditor.event({
+        principal,
+        operation: `${OP}.cancel`,
+        decision,
+        reason: `${c.kind} ${nonce}: ${why}; the pending custody is discarded, the current one stays`,
+        requestId,
+      }),
+    );
+  }
+
+  #clear(): void {
+    const c = this.#change;
+    this.#change = null;
+    c?.ceremony.dispose();
+    c?.pending?.newRootKey?.dispose();
+  }
+
+  #arm(): void {
+    const c = this.#change;
+    c?.ceremony.arm(this.idleMs, () => {
+      void this.#serially(async () => {
+        if (this.#change === c)
+          await this.#discard("custos", `expired after ${Math.round(this.idleMs / 1000)} s without a step`);
+      }).catch(() => {});
+    });
+  }
+
+  #serially<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task, task);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+/** The leaf paths the accepted shares stand for (flat custody: `root/custodian:<id>`). */
+function pathsOf(config: SealConfig, ceremony: UnsealCeremony): string[] {
+  const keys = [...ceremony.accepted.keys()];
+  return config.tree ? keys : keys.map((id) => `root/custodian:${id}`);
+}
+
+/** The newest audit event of an operation, or null. */
+async function lastEvent(store: Store, operation: string) {
+  let from = 1;
+  let last = null;
+  for (;;) {
+    const page = await store.searchAudit({ operation, fromSeq: from, limit: 1000 });
+    if (page.length === 0) return last;
+    last = page[page.length - 1]?.event ?? last;
+    if (page.length < 1000) return last;
+    from = (last?.seq ?? from) + 1;
+  }
+}
