@@ -12,10 +12,11 @@
  */
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { z } from "zod";
 import { b64u, hex } from "../crypto/bytes.js";
 import { x25519PublicKey } from "../crypto/hpke.js";
 import { Secret } from "../crypto/secret.js";
-import { sealToTpm, type TpmSealRecord, unsealFromTpm } from "../protect/tpm-seal.js";
+import { sealToTpm, TPM_SEAL_FORMAT, type TpmSealRecord, unsealFromTpm } from "../protect/tpm-seal.js";
 import { redact } from "../repository/config.js";
 import { DirectoryRepository } from "../repository/directory.js";
 import { type ShareRepository, shareKey } from "../repository/share-repository.js";
@@ -29,6 +30,18 @@ import { verifyLeaf } from "./tree-split.js";
 export const REPOSITORY_KEY_LABEL = "custos/repository-key/v1";
 const TPM_SHARE_FORMAT = "custos-tpm-share/v1";
 const DEFAULT_TPM_PCRS = [7];
+
+/** DATA/tpm-share/*.share: the TPM leaf's sealed value (docs/FORMATS.md §5.5); the record is checked again by the TPM. */
+const TpmShareSchema = z.strictObject({
+  format: z.literal(TPM_SHARE_FORMAT),
+  initId: z.string().regex(/^[0-9a-f]{32}$/),
+  path: z.string().max(255),
+  record: z.looseObject({
+    format: z.literal(TPM_SEAL_FORMAT),
+    srkName: z.string(),
+    pcrs: z.array(z.number().int()),
+  }),
+});
 
 export interface NodeSharesOptions {
   identity: NodeIdentity;
@@ -148,15 +161,10 @@ export class NodeShares {
     return new Promise<Gathered>((resolve) => {
       let pending = nodeLeaves.length;
       const finish = () => {
-        if (done) return;
         done = true;
         repoKey.dispose();
-        const answered = new Set([...values.keys(), ...failures.map((f) => f.path)]);
-        for (const leaf of nodeLeaves) {
-          if (!answered.has(leaf.path))
-            failures.push({ path: leaf.path, reason: "no answer needed (tree satisfied)" });
-        }
-        resolve({ values, failures: failures.filter((f) => !f.reason.startsWith("no answer needed")) });
+        // Leaves still out when the tree was satisfied are not failures: nobody waited for them.
+        resolve({ values, failures });
       };
       for (const leaf of nodeLeaves) {
         this.#readLeaf(initId, leaf, repoKey)
@@ -172,8 +180,7 @@ export class NodeShares {
           )
           .finally(() => {
             pending--;
-            if (done) return;
-            if (pending === 0 || enough(new Set(values.keys()))) finish();
+            if (!done && (pending === 0 || enough(new Set(values.keys())))) finish();
           });
       }
     });
@@ -204,8 +211,13 @@ export class NodeShares {
       if (!this.#tpm) throw new Error("this node has no TPM");
       const bytes = await this.#tpmStore().get(key);
       if (!bytes) throw new Error("no TPM share in this data directory");
-      const doc = JSON.parse(Buffer.from(bytes).toString("utf8")) as { record: TpmSealRecord };
-      return unsealFromTpm(this.#tpm.client, doc.record);
+      const doc = TpmShareSchema.safeParse(JSON.parse(Buffer.from(bytes).toString("utf8")));
+      if (!doc.success || doc.data.initId !== initId || doc.data.path !== leaf.path) {
+        throw new Error(
+          `bad share: DATA/tpm-share holds no valid ${TPM_SHARE_FORMAT} document for this path`,
+        );
+      }
+      return unsealFromTpm(this.#tpm.client, doc.data.record as unknown as TpmSealRecord);
     }
     const repo = this.#repositories.get(leaf.id);
     if (!repo) throw new Error(`repository '${leaf.id}' is not configured on this node`);

@@ -85,8 +85,13 @@ export async function splitOverTree(secret: Secret, tree: GateInput, initId: Uin
 
   const splitGate = async (gate: GateInput, slot: Uint8Array, path: string): Promise<GateRecord> => {
     const n = gate.of.length;
-    const parts =
-      gate.threshold === 1 ? gate.of.map(() => plain(slot)) : await split(plain(slot), n, gate.threshold);
+    const input = plain(slot);
+    let parts: Uint8Array[];
+    try {
+      parts = gate.threshold === 1 ? gate.of.map(() => plain(slot)) : await split(input, n, gate.threshold);
+    } finally {
+      zero(input);
+    }
     const of: NodeRecord[] = [];
     try {
       for (let i = 0; i < n; i++) {
