@@ -26,8 +26,10 @@ import type { PolicyEngine } from "../policy/engine.js";
 import { TpmResetError } from "../protect/tpm.js";
 import type { Store } from "../store/store.js";
 import { TpmUnavailableError } from "../tpm/rc.js";
+import { ApprovalService } from "../approvals/service.js";
 import { gateFactory } from "./gate.js";
 import type { JwtVerifier } from "./jwt.js";
+import { approvalRoutes } from "./routes/approvals.js";
 import { auditRoutes } from "./routes/audit.js";
 import { envelopeRoutes } from "./routes/envelope.js";
 import { keyRoutes } from "./routes/keys.js";
@@ -143,7 +145,8 @@ export function createApp(deps: AppDeps): App {
   app.onError((err, c) => handleError(err, c, deps.log));
   app.notFound((c) => c.json(errorBody("not_found", `no route ${c.req.method} ${c.req.path}`), 404));
 
-  const gate = gateFactory(deps);
+  const approvals = deps.policy ? new ApprovalService(deps.store, deps.auditor, deps.policy) : null;
+  const gate = gateFactory({ ...deps, approvals });
   sysRoutes(app, deps, gate);
   tpmRoutes(app, deps, gate);
   keyRoutes(app, deps, gate);
@@ -152,6 +155,7 @@ export function createApp(deps: AppDeps): App {
   auditRoutes(app, deps, gate);
   policyRoutes(app, deps, gate);
   reviewRoutes(app, deps, gate);
+  approvalRoutes(app, deps, gate, approvals);
   if (deps.custody) rekeyRoutes(app, deps.custody, gate);
 
   app.get("/healthz", (c) => c.json({ ok: true }));

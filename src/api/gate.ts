@@ -9,7 +9,11 @@
  * them in their JSON body, which the gate reads (hono caches it for the
  * validator), other routes name the purpose in `X-Purpose-Of-Use`. The rule
  * that allowed the request marks every audit event the request makes, and
- * a break-glass use opens a review before the key is touched.
+ * a break-glass use opens a review before the key is touched. A request the
+ * policy lets run only with approvals is refused with `approval_required`
+ * (naming the request to make), unless it carries `X-Approval-Id` and the
+ * approval, spent on its exact parameters, makes it allowed
+ * (src/api/approval-redeem.ts).
  */
 import { createMiddleware } from "hono/factory";
 import type { Auditor } from "../audit/auditor.js";
@@ -17,7 +21,10 @@ import { type SealManager, sealedOrUninitialised } from "../custody/seal.js";
 import { CustosError } from "../errors.js";
 import { isPurposeOfUse } from "../keys/purpose.js";
 import type { Authorizer, Decision, Operation, Principal } from "../policy/authorizer.js";
+import type { ApprovalService } from "../approvals/service.js";
+import { POLICY_OPERATION } from "../policy/engine.js";
 import type { Store } from "../store/store.js";
+import { APPROVAL_HEADER, redeemApproval } from "./approval-redeem.js";
 import { Authenticator } from "./authenticate.js";
 import { openReview } from "./break-glass.js";
 import type { JwtVerifier } from "./jwt.js";
@@ -41,6 +48,8 @@ export interface GateDeps {
   jwt?: JwtVerifier | null;
   /** Whether the listener verifies client certificates (mutual TLS). */
   clientCerts?: boolean;
+  /** Four-eyes approvals (with a policy): requests carrying X-Approval-Id spend one. */
+  approvals?: ApprovalService | null;
 }
 
 export interface GateOptions {
@@ -134,14 +143,27 @@ export function gateFactory(deps: GateDeps) {
         }
         if (!opts.useBody) purpose = c.req.header(PURPOSE_HEADER);
       }
-      const decision = authorizer.decide({ principal, operation: op, key, purpose, context });
+      let decision = authorizer.decide({ principal, operation: op, key, purpose, context });
+      const approvalId = c.req.header(APPROVAL_HEADER);
+      if (decision.needsApproval && approvalId !== undefined && deps.approvals) {
+        decision = await redeemApproval(c, deps.approvals, approvalId, {
+          principal,
+          operation: op,
+          key,
+          purpose,
+          context,
+          // Bound too: a request whose body differs from the approved one is another request.
+          body: c.req.header("content-type") !== undefined ? await jsonBody(c) : undefined,
+        });
+      }
       if (!decision.allow) {
+        const request = { operation: POLICY_OPERATION[op], ...(key !== undefined && { key }), purpose };
         const error = decision.needsApproval
           ? new CustosError(
               403,
               "approval_required",
-              `${op} needs approvals under the policy: ${decision.reason}; request them with POST /v1/approvals`,
-              { rule: decision.rule },
+              `${op} needs approvals under the policy: ${decision.reason}; request them with POST /v1/approvals ${JSON.stringify(request)} (custos approvals request), then repeat this request with the header X-Approval-Id: <id> once approved, or run POST /v1/approvals/<id>/execute`,
+              { rule: decision.rule, approvalRequest: JSON.stringify(request) },
             )
           : new CustosError(
               403,

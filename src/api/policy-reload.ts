@@ -19,11 +19,13 @@ export async function reloadPolicy(
   auditor: Auditor,
   who: { principal: string; requestId?: string; rule?: string },
   log?: Pick<Logger, "info" | "error">,
+  /** The digest an approval bound: any other document is refused. */
+  expectedDigest?: string,
 ): Promise<ReloadResult> {
   const previous = engine.digest;
   let result: ReloadResult;
   try {
-    const next = engine.reload();
+    const next = engine.reload(engine.file, expectedDigest);
     result = { ok: true, file: next.file, digest: next.digest, previous };
     log?.info({ file: next.file, digest: next.digest, previous }, "policy reloaded");
   } catch (err) {

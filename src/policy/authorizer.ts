@@ -32,6 +32,10 @@ export const OPERATIONS = [
   "sys.policy.reload",
   "reviews.read",
   "reviews.close",
+  "approvals.request",
+  "approvals.read",
+  "approvals.vote",
+  "approvals.execute",
 ] as const;
 export type Operation = (typeof OPERATIONS)[number];
 

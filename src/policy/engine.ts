@@ -46,6 +46,11 @@ export const POLICY_OPERATION: Readonly<Record<Operation, PolicyOperation | null
   "audit.read": "read-audit",
   "reviews.read": "read-audit",
   "reviews.close": null,
+  // Decided by the approvals routes themselves against the policy's approval rules (src/approvals).
+  "approvals.request": null,
+  "approvals.read": null,
+  "approvals.vote": null,
+  "approvals.execute": null,
 };
 
 /** A document refused at start or on reload: schema errors, lint errors, or not YAML at all. */
@@ -123,11 +128,17 @@ export class PolicyEngine implements Authorizer {
   }
 
   /**
-   * Reads the file again and switches to it if it is acceptable; throws
-   * PolicyLoadError (and keeps the running policy) otherwise.
+   * Reads the file again and switches to it if it is acceptable (and, with
+   * `expectedDigest`, is the approved document); throws PolicyLoadError (and
+   * keeps the running policy) otherwise.
    */
-  reload(file: string = this.#loaded.file): LoadedPolicy {
+  reload(file: string = this.#loaded.file, expectedDigest?: string): LoadedPolicy {
     const next = loadPolicyFile(file);
+    if (expectedDigest !== undefined && next.digest !== expectedDigest) {
+      throw new PolicyLoadError(
+        `policy ${file} is sha256:${next.digest}, not the approved sha256:${expectedDigest}; request approval for this document`,
+      );
+    }
     this.#loaded = next;
     return next;
   }
@@ -162,6 +173,13 @@ export class PolicyEngine implements Authorizer {
     const policy = this.#loaded.policy;
     if (principal.organisation === undefined) {
       return deny("identity:undeclared", `${principal.id} is not a principal of the policy`);
+    }
+    if (operation.startsWith("approvals.")) {
+      return {
+        allow: true,
+        rule: "approvals:route",
+        reason: "the approvals route decides by the policy's approval rules",
+      };
     }
     if (purpose === undefined) {
       return deny(

@@ -2,9 +2,10 @@
  * `POST /v1/sys/policy/reload`: re-reads the policy file the server was
  * started with. The route is itself governed by the policy (operation
  * `policy-change`): the gate refuses it with `approval_required` when the
- * policy asks for approvals, and a document that fails validation or lint
- * is refused with 422 while the running policy stays. Without `--policy`
- * there is nothing to reload (409).
+ * policy asks for approvals — then an approval bound to the document's
+ * digest (`X-Approval-Id`) lets exactly that document in — and a document
+ * that fails validation or lint is refused with 422 while the running
+ * policy stays. Without `--policy` there is nothing to reload (409).
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { CustosError } from "../../errors.js";
@@ -43,6 +44,7 @@ export function policyRoutes(app: OpenAPIHono, { policy, auditor, log }: AppDeps
         auditor,
         { principal: c.get("principal").id, requestId: c.get("requestId"), rule: c.get("decision").rule },
         log,
+        c.get("approved")?.digest,
       );
       if (!result.ok) {
         throw new CustosError(422, "policy_refused", `${result.message}\nthe running policy stays in force`, {

@@ -1,0 +1,405 @@
+/**
+ * Four eyes (dynamic separation of duty) over the policy's `approvals`
+ * rules: a principal whom a grant allows an operation that a rule governs
+ * requests it with its exact parameters; eligible principals approve or
+ * deny; the requester executes it once, with exactly those parameters,
+ * before it expires. The policy decides everything through `decide()` —
+ * this module only stores, refuses and audits. The identity is the policy
+ * principal: a `cst_` token, a JWT and a client certificate that resolve to
+ * the same principal name are the same person, so the requester can never
+ * approve through a second credential. Every refusal checked here mirrors a
+ * condition of `countApprovals`, so every approval stored counts; the
+ * execution still re-decides with the policy in force at that moment.
+ */
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { type Auditor, durably } from "../audit/auditor.js";
+import { KEY_NAME_RE } from "../crypto/envelope.js";
+import { CustosError } from "../errors.js";
+import type { Decision, Principal } from "../policy/authorizer.js";
+import {
+  approvalRuleFor,
+  conflictAmong,
+  countApprovals,
+  decide,
+  type GivenApproval,
+  isEligible,
+} from "../policy/decide.js";
+import { type ApprovalRule, durationMs, type PolicyOperation } from "../policy/document.js";
+import type { PolicyEngine } from "../policy/engine.js";
+import type { ApprovalRecord, Store } from "../store/store.js";
+import { type BoundParameters, bindParameters, documentDigest } from "./binding.js";
+
+export type ApprovalStatus = "pending" | "approved" | "denied" | "executed" | "expired";
+
+export interface ApprovalView extends Omit<ApprovalRecord, "params" | "state"> {
+  status: ApprovalStatus;
+  parameters: Record<string, unknown>;
+  /** Approvals that count now under the policy in force. */
+  counted: number;
+}
+
+export interface RequestInput {
+  operation: PolicyOperation;
+  key?: string;
+  purpose: string;
+  digest?: string;
+  body?: Record<string, unknown>;
+  reason?: string;
+}
+
+/** The caller as the policy knows it; approvals need an organisation. */
+type Known = Principal & { organisation: string };
+
+export class ApprovalService {
+  constructor(
+    private readonly store: Store,
+    private readonly auditor: Auditor,
+    private readonly engine: PolicyEngine,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** The digest of the policy file on disk now: what a reload would load. */
+  policyFileDigest(): string {
+    try {
+      return documentDigest(readFileSync(this.engine.file));
+    } catch (err) {
+      throw new CustosError(
+        409,
+        "policy_unreadable",
+        `cannot read ${this.engine.file}: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  async request(who: Principal, input: RequestInput, requestId: string): Promise<ApprovalView> {
+    const principal = known(who);
+    const policy = this.engine.policy;
+    if (input.key !== undefined && !KEY_NAME_RE.test(input.key)) {
+      throw new CustosError(400, "invalid_request", `key: '${input.key}' is not a key name`);
+    }
+    const params: BoundParameters = { operation: input.operation, purpose: input.purpose };
+    if (input.key !== undefined) params.key = input.key;
+    if (input.operation === "policy-change") params.digest = input.digest ?? this.policyFileDigest();
+    else if (input.digest !== undefined) {
+      throw new CustosError(400, "invalid_request", "digest: only a policy-change binds a document digest");
+    }
+    if (input.body !== undefined) params.body = input.body;
+    const binding = bindParameters(params);
+    const d = decide(policy, {
+      principal: { id: principal.id, organisation: principal.organisation, roles: principal.roles },
+      operation: input.operation,
+      ...(input.key !== undefined && { key: input.key }),
+      purpose: input.purpose,
+      context: stringEntries(input.body?.context),
+    });
+    const at = this.now();
+    const base = { principal: principal.id, key: input.key, requestId, operation: "approvals.request" };
+    if (d.decision !== "needs-approval") {
+      const [status, code, message] =
+        d.decision === "deny"
+          ? ([
+              403,
+              "forbidden",
+              `principal '${principal.id}' may not ${input.operation}: ${d.reason}`,
+            ] as const)
+          : ([
+              409,
+              "approval_not_needed",
+              `${input.operation} needs no approval: ${d.reason}; just do it`,
+            ] as const);
+      await this.#refuse(base, d.rule, message, new CustosError(status, code, message, { rule: d.rule }));
+    }
+    const rule = approvalRuleFor(policy, input.operation, input.key, principal.organisation) as ApprovalRule;
+    const record: ApprovalRecord = {
+      id: randomUUID(),
+      operation: input.operation,
+      key: input.key ?? null,
+      ...binding,
+      purpose: input.purpose,
+      requester: principal.id,
+      organisation: principal.organisation,
+      rule: rule.id,
+      required: rule.required,
+      reason: input.reason ?? null,
+      createdAt: at.toISOString(),
+      expiresAt: new Date(at.getTime() + durationMs(rule.expiresAfter)).toISOString(),
+      state: "pending",
+      approvals: [],
+      deniedBy: null,
+      deniedAt: null,
+      note: null,
+      executedBy: null,
+      executedAt: null,
+      executionRequestId: null,
+    };
+    await durably(() =>
+      this.store.putApproval(
+        record,
+        this.auditor.event({
+          ...base,
+          decision: "allow",
+          purpose: input.purpose,
+          rule: `approval:${rule.id}`,
+          reason: `approval ${record.id} requested: ${describe(record)}; needs ${rule.required} approval(s) by ${record.expiresAt}`,
+        }),
+      ),
+    );
+    return this.view(record);
+  }
+
+  async get(id: string): Promise<ApprovalRecord> {
+    const record = await this.store.getApproval(id);
+    if (record === null) throw new CustosError(404, "not_found", `no approval request ${id}`);
+    return record;
+  }
+
+  async list(status?: ApprovalStatus): Promise<ApprovalView[]> {
+    const stored = status === "denied" || status === "executed" ? status : status ? "pending" : undefined;
+    const all = await this.store.listApprovals(stored ? { state: stored } : {});
+    const views = all.map((r) => this.view(r));
+    return status ? views.filter((v) => v.status === status) : views;
+  }
+
+  view(record: ApprovalRecord): ApprovalView {
+    const { params, state, ...rest } = record;
+    const now = this.now().getTime();
+    const counted = this.#counted(record, now);
+    let status: ApprovalStatus = state;
+    if (state === "pending") {
+      if (now >= Date.parse(record.expiresAt)) status = "expired";
+      else if (counted >= record.required) status = "approved";
+    }
+    return { ...rest, status, parameters: JSON.parse(params) as Record<string, unknown>, counted };
+  }
+
+  /** Approve (`approve: true`) or deny: eligible principals only, never the requester under any credential. */
+  async vote(who: Principal, id: string, approve: boolean, note: string | undefined, requestId: string) {
+    const principal = known(who);
+    const record = await this.get(id);
+    const operation = approve ? "approvals.approve" : "approvals.deny";
+    const base = { principal: principal.id, key: record.key ?? undefined, requestId, operation };
+    const refuse = (status: 403 | 409, code: string, rule: string, message: string) =>
+      this.#refuse(base, rule, message, new CustosError(status, code, message, { rule }));
+    await this.#pendingOrRefuse(record, (code, message) => refuse(409, code, `approval:${code}`, message));
+    if (principal.id === record.requester) {
+      await refuse(
+        403,
+        "self_approval",
+        "approval:self",
+        `${principal.id} requested approval ${id} and cannot ${approve ? "approve" : "deny"} it, under any credential (signed in ${principal.via ?? "by token"}; tokens, JWTs and certificates of one principal are one person)`,
+      );
+    }
+    const rule = this.engine.policy.approvals.find((a) => a.id === record.rule);
+    if (!rule) {
+      await refuse(
+        409,
+        "rule_gone",
+        "approval:rule-gone",
+        `the policy no longer has approval rule ${record.rule}`,
+      );
+    }
+    const r = rule as ApprovalRule;
+    const conflict = conflictAmong(this.engine.policy, principal.roles);
+    if (conflict || !isEligible(r.eligible, principal)) {
+      await refuse(
+        403,
+        "not_eligible",
+        "approval:not-eligible",
+        `${principal.id} is not eligible under ${r.id} (${[...r.eligible.roles, ...r.eligible.principals].join(", ")}${conflict ? `; holds conflicting roles ${conflict.join("/")}` : ""})`,
+      );
+    }
+    if (approve && r.outsideRequesterOrganisation && principal.organisation === record.organisation) {
+      await refuse(
+        403,
+        "same_organisation",
+        "approval:outside-organisation",
+        `${r.id} needs approvers from outside ${record.organisation}, the requester's organisation`,
+      );
+    }
+    if (approve && record.approvals.some((v) => v.principal === principal.id)) {
+      await refuse(409, "already_approved", "approval:once", `${principal.id} has already approved ${id}`);
+    }
+    const sameOrg = record.approvals.find((v) => v.organisation === principal.organisation);
+    if (approve && r.distinctOrganisations && sameOrg) {
+      await refuse(
+        403,
+        "organisation_already_approved",
+        "approval:distinct-organisations",
+        `${r.id} needs approvers from distinct organisations; ${sameOrg.principal} of ${principal.organisation} has approved already`,
+      );
+    }
+    const at = this.now().toISOString();
+    const event = this.auditor.event({
+      ...base,
+      decision: "allow",
+      purpose: record.purpose,
+      rule: `approval:${r.id}`,
+      reason: `approval ${id} (${describe(record)}) ${approve ? "approved" : "denied"} by ${principal.id} of ${principal.organisation}${note ? `: ${note}` : ""}`,
+    });
+    if (approve) {
+      const v = {
+        principal: principal.id,
+        organisation: principal.organisation,
+        roles: [...principal.roles],
+      };
+      await durably(
+        () =>
+          this.store.approveApproval(
+            id,
+            { ...v, via: principal.via ?? "token", at, note: note ?? null },
+            event,
+          ),
+        `approval ${id} could not take the approval (approved or ended meanwhile)`,
+      );
+    } else {
+      await durably(
+        () => this.store.denyApproval(id, { by: principal.id, at, note: note ?? "denied" }, event),
+        `approval ${id} could not be denied (ended meanwhile)`,
+      );
+    }
+    return this.view(await this.get(id));
+  }
+
+  /**
+   * Spends an approval on a request whose parameters are `actual`: the
+   * caller is the requester, the hashes match, the policy in force allows
+   * the operation with the approvals given, and the store consumes it
+   * atomically (a second, racing execution gets 409). Returns the decision.
+   */
+  async consume(
+    who: Principal,
+    id: string,
+    actual: BoundParameters,
+    requestId: string,
+    context?: Readonly<Record<string, string>>,
+  ): Promise<{ record: ApprovalRecord; decision: Decision }> {
+    const principal = known(who);
+    const record = await this.get(id);
+    const base = { principal: principal.id, key: actual.key, requestId, operation: "approvals.execute" };
+    const refuse = (status: 403 | 409, code: string, rule: string, message: string) =>
+      this.#refuse(base, rule, message, new CustosError(status, code, message, { rule, approval: id }));
+    await this.#pendingOrRefuse(record, (code, message) => refuse(409, code, `approval:${code}`, message));
+    if (principal.id !== record.requester) {
+      await refuse(
+        403,
+        "not_requester",
+        "approval:not-requester",
+        `only ${record.requester}, who requested ${id}, executes it`,
+      );
+    }
+    const { params, paramsHash } = bindParameters(actual);
+    if (paramsHash !== record.paramsHash) {
+      await refuse(
+        403,
+        "approval_mismatch",
+        "approval:parameters",
+        `this request's parameters differ from those approved under ${id}: approved ${record.params}, requested ${params}`,
+      );
+    }
+    const now = this.now();
+    const d = decide(this.engine.policy, {
+      principal: { id: principal.id, organisation: principal.organisation, roles: principal.roles },
+      operation: record.operation as PolicyOperation,
+      ...(record.key !== null && { key: record.key }),
+      purpose: record.purpose,
+      ...(context !== undefined && { context }),
+      approvals: givenApprovals(record),
+      now: now.getTime(),
+    });
+    if (d.decision !== "allow") {
+      const counted = this.#counted(record, now.getTime());
+      await refuse(
+        403,
+        d.decision === "deny" ? "forbidden" : "approval_incomplete",
+        d.rule,
+        d.decision === "deny"
+          ? `the policy in force refuses ${record.operation}: ${d.reason}`
+          : `${id} has ${counted} of ${record.required} approvals that count: ${d.reason}`,
+      );
+    }
+    const approvers = record.approvals.map((v) => `${v.principal} (${v.organisation})`).join(", ");
+    await durably(
+      () =>
+        this.store.consumeApproval(
+          id,
+          { by: principal.id, at: now.toISOString(), paramsHash, requestId },
+          this.auditor.event({
+            ...base,
+            decision: "allow",
+            purpose: record.purpose,
+            rule: d.rule,
+            reason: `approval ${id} executed: ${describe(record)}, approved by ${approvers}`,
+          }),
+        ),
+      `approval ${id} was executed already (it runs once)`,
+    );
+    this.auditor.annotate(requestId, { rule: d.rule });
+    return { record, decision: { allow: true, rule: d.rule, reason: d.reason } };
+  }
+
+  #counted(record: ApprovalRecord, now: number): number {
+    const rule = this.engine.policy.approvals.find((a) => a.id === record.rule);
+    if (!rule || record.state !== "pending" || now >= Date.parse(record.expiresAt)) return 0;
+    return countApprovals(this.engine.policy, rule, {
+      principal: { id: record.requester, organisation: record.organisation, roles: [] },
+      operation: record.operation as PolicyOperation,
+      purpose: record.purpose,
+      approvals: givenApprovals(record),
+      now,
+    });
+  }
+
+  /** Refuses a request that is no longer pending (denied, executed) or has expired. */
+  async #pendingOrRefuse(record: ApprovalRecord, refuse: (code: string, message: string) => Promise<never>) {
+    if (record.state !== "pending") {
+      await refuse(
+        `not_pending`,
+        `approval request ${record.id} is ${record.state} and can no longer change or run`,
+      );
+    }
+    if (this.now().getTime() >= Date.parse(record.expiresAt)) {
+      await refuse(
+        "approval_expired",
+        `approval request ${record.id} expired at ${record.expiresAt}; request it again`,
+      );
+    }
+  }
+
+  async #refuse(
+    base: { principal: string; key?: string | undefined; requestId: string; operation: string },
+    rule: string,
+    reason: string,
+    error: CustosError,
+  ): Promise<never> {
+    await this.auditor.record(this.auditor.event({ ...base, decision: "deny", rule, reason }));
+    throw error;
+  }
+}
+
+function known(who: Principal): Known {
+  if (who.organisation === undefined) {
+    throw new CustosError(403, "forbidden", `${who.id} is not a principal of the policy`, {
+      rule: "identity:undeclared",
+    });
+  }
+  return who as Known;
+}
+
+function givenApprovals(record: ApprovalRecord): GivenApproval[] {
+  return record.approvals.map((v) => ({
+    principal: { id: v.principal, organisation: v.organisation, roles: v.roles },
+    at: Date.parse(v.at),
+  }));
+}
+
+function describe(r: ApprovalRecord): string {
+  return `${r.operation}${r.key ? ` ${r.key}` : ""} for ${r.purpose} by ${r.requester} (sha256:${r.paramsHash.slice(0, 16)}…)`;
+}
+
+function stringEntries(value: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return out;
+  for (const [k, v] of Object.entries(value)) if (typeof v === "string") out[k] = v;
+  return out;
+}
