@@ -15,6 +15,8 @@ import { Auditor } from "../../src/audit/auditor.js";
 import { b64u, hex, randomBytes } from "../../src/crypto/bytes.js";
 import { generateX25519KeyPair } from "../../src/crypto/hpke.js";
 import { Secret } from "../../src/crypto/secret.js";
+import { NodeIdentity } from "../../src/custody/node-identity.js";
+import { NodeShares } from "../../src/custody/node-shares.js";
 import { SealManager } from "../../src/custody/seal.js";
 import { checkTree, type GateInput, leaves, type TreeInput, treeOf } from "../../src/custody/tree.js";
 import {
@@ -23,6 +25,8 @@ import {
   type TreeShareFile,
 } from "../../src/custody/tree-share-format.js";
 import { combineOverTree, splitOverTree } from "../../src/custody/tree-split.js";
+import { DirectoryRepository } from "../../src/repository/directory.js";
+import { shareKey } from "../../src/repository/share-repository.js";
 import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite.js";
 import { subsets } from "../helpers/subsets.js";
 
@@ -227,6 +231,59 @@ describe("the flat k-of-N form reads as a one-gate tree", () => {
       expect((await store.getSealConfig())?.tree).toBeUndefined();
     } finally {
       seal.shutdown();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a wrong share three levels down", () => {
+  it("is named with its full path, and the tree is still satisfied around it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "custos-deep-"));
+    const store = await openSqliteStore(join(dir, "custos.db"));
+    const identity = NodeIdentity.generate();
+    const repos = new Map(
+      ["r1", "r2", "r3", "r4", "r5"].map((r) => [r, new DirectoryRepository(join(dir, r))]),
+    );
+    const open = (without: string[]) =>
+      SealManager.open(store, new Auditor(store), {
+        identity,
+        nodeShares: new NodeShares({
+          identity,
+          repositories: new Map([...repos].filter(([r]) => !without.includes(r))),
+        }),
+      });
+    try {
+      const seal = await open([]);
+      const { initId } = await seal.initTree({
+        threshold: 2,
+        of: [
+          { repository: "r1" },
+          {
+            threshold: 1,
+            of: [
+              { repository: "r2" },
+              { threshold: 2, of: [{ repository: "r3" }, { repository: "r4" }, { repository: "r5" }] },
+            ],
+          },
+        ],
+      });
+      seal.shutdown();
+      // r4's file swapped for r3's: well-formed, but labelled for another path.
+      const r3 = (await repos.get("r3")!.get(shareKey(initId, "root/2/2/repository:r3")))!;
+      await repos.get("r4")!.put(shareKey(initId, "root/2/2/repository:r4"), r3);
+      const short = await open(["r2", "r5"]);
+      const err = (await short.unsealFromNodeShares().catch((e: Error) => e)) as Error;
+      expect(err.message).toContain("root/2/2 needs 1 more of 2");
+      expect(err.message).toContain("root/2/2/repository:r4: bad share:");
+      expect(err.message).toContain("root/2/2/repository:r5: repository 'r5' is not configured on this node");
+      short.shutdown();
+      const enough = await open(["r2"]);
+      const { failures } = await enough.unsealFromNodeShares();
+      expect(enough.sealed).toBe(false);
+      expect(failures.map((f) => f.path)).toContain("root/2/repository:r2");
+      enough.shutdown();
+    } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     }

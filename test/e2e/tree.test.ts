@@ -173,7 +173,7 @@ describe("custody tree through the real CLI: hospitals, repositories, restarts",
       path: string;
     };
     expect(a1).toMatchObject({ format: "custos-share/v2", path: "root/1/1/custodian:a1" });
-    const text = (await ok(["status"])).stdout;
+    const text = (await ok(["operator", "status"])).stdout;
     expect(text).toContain("Custody tree:");
     expect(text).toContain("root/2 (repositories): 2 of 3");
 

@@ -314,22 +314,26 @@ export function custodyCommands(program: Command, client: () => Client): void {
       process.stderr.write("custos is sealed. Custodians must run custos operator unseal to reopen it.\n");
     });
 
+  const showStatus = async (opts: { format: string }) => {
+    const format = asFormat(opts.format);
+    const status = await client().request<SealStatus & { tpmSeal?: TpmSealStatus }>(
+      "GET",
+      "/v1/sys/seal-status",
+      undefined,
+      { auth: false },
+    );
+    print(format, status, () => describeStatus(status));
+  };
   program
     .command("status")
-    .description("seal status of the server")
+    .description("seal status of the server, with the custody tree and what each gate misses")
     .option("--format <format>", "text or json", "text")
-    .action(async (opts: { format: string }) => {
-      const format = asFormat(opts.format);
-      const status = await client().request<SealStatus & { tpmSeal?: TpmSealStatus }>(
-        "GET",
-        "/v1/sys/seal-status",
-        undefined,
-        {
-          auth: false,
-        },
-      );
-      print(format, status, () => describeStatus(status));
-    });
+    .action(showStatus);
+  operator
+    .command("status")
+    .description("the same as custos status")
+    .option("--format <format>", "text or json", "text")
+    .action(showStatus);
 }
 
 /** Server-supplied encodings: anything malformed reads as empty, which no check accepts. */
