@@ -16,7 +16,7 @@
  * that copy and hold a real ceremony; the shares stay the custodians' to give.
  * Strict Ed25519 verification (RFC 8032, not ZIP-215) is used.
  */
-import { hkdfSync } from "node:crypto";
+import { createPrivateKey, hkdfSync, type KeyObject, sign as signWithKey } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ed25519 } from "@noble/curves/ed25519.js";
@@ -26,6 +26,8 @@ import { Secret } from "../crypto/secret.js";
 export const NODE_IDENTITY_FILE = "node-identity.key";
 const FORMAT = "custos-node-identity/v1";
 const CEREMONY_LABEL = utf8("custos/ceremony/v1");
+/** PKCS#8 prefix of an Ed25519 private key (RFC 8410): the 32-byte seed follows. */
+const ED25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
 
 /** The bytes a node signs for one unseal ceremony (docs/FORMATS.md §5.4). */
 export function ceremonyMessage(
@@ -55,6 +57,7 @@ export function verifyCeremony(
 export class NodeIdentity {
   readonly publicKey: Uint8Array;
   #secretKey: Secret;
+  #requestKey: KeyObject | undefined;
 
   private constructor(secretKey: Secret) {
     this.#secretKey = secretKey;
@@ -113,7 +116,17 @@ export class NodeIdentity {
     if (message.length < label.length || !label.every((b, i) => message[i] === b)) {
       throw new RangeError("not a share-node request message");
     }
-    return ed25519.sign(message, this.#secretKey.reveal());
+    // node:crypto rather than @noble: three of these per threshold unwrap, 10x faster.
+    // OpenSSL keeps its own copy of the key in the KeyObject, as for HMAC keys (README).
+    if (this.#requestKey === undefined) {
+      const der = Buffer.concat([ED25519_PKCS8_PREFIX, this.#secretKey.reveal()]);
+      try {
+        this.#requestKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+      } finally {
+        der.fill(0);
+      }
+    }
+    return new Uint8Array(signWithKey(null, message, this.#requestKey));
   }
 
   /**
@@ -129,6 +142,7 @@ export class NodeIdentity {
   }
 
   dispose(): void {
+    this.#requestKey = undefined;
     this.#secretKey.dispose();
   }
 

@@ -9,6 +9,7 @@
  * suite only (`--insecure-test-wrong-partials`): the node then answers with a
  * partial that is off by G, which its proof cannot cover.
  */
+import { createHash } from "node:crypto";
 import type { Context, Hono } from "hono";
 import type { z } from "zod";
 import { b64u, zero } from "../crypto/bytes.js";
@@ -57,7 +58,7 @@ async function signedBody<S extends z.ZodTypeAny>(
   if (raw.length > 256 * 1024) throw new Refusal(400, "too_large", "request body must be at most 256 KiB");
   const auth = deps.verifier.verify(c.req.method, new URL(c.req.url).pathname, (h) => c.req.header(h), raw);
   if (!auth.ok) {
-    deps.audit.record({ op: "refused", path: new URL(c.req.url).pathname, reason: auth.reason });
+    await deps.audit.record({ op: "refused", path: new URL(c.req.url).pathname, reason: auth.reason });
     throw new Refusal(
       401,
       `unauthenticated_${auth.reason}`,
@@ -105,6 +106,7 @@ function selfIn(round: Round, self: number, keys: ShareNodeKeys): void {
 
 export function thresholdRoutes(app: Hono, deps: ThresholdRouteDeps): void {
   const { keys, files, audit } = deps;
+  const verificationShares = new Map<string, ReturnType<typeof G.multiply>>();
 
   // Errors are answered here rather than in app.onError: other route modules share the app.
   const guarded = (handler: (c: Context) => Promise<Response>) =>
@@ -146,7 +148,7 @@ export function thresholdRoutes(app: Hono, deps: ThresholdRouteDeps): void {
         throw new Refusal(409, "share_exists", `share ${body.round.shareId} already exists`);
       }
       const dealing = await makeDealing(body.round, body.self, keys);
-      audit.record({
+      await audit.record({
         op: `${body.round.kind}.deal`,
         node,
         shareId: body.round.shareId,
@@ -183,7 +185,12 @@ export function thresholdRoutes(app: Hono, deps: ThresholdRouteDeps): void {
         sum = await openDealings(round, self, body.dealings, keys.hpkePrivateKey);
       } catch (err) {
         if (err instanceof DealingError) {
-          audit.record({ op: `${round.kind}.complaint`, node, shareId: round.shareId, dealers: err.dealers });
+          await audit.record({
+            op: `${round.kind}.complaint`,
+            node,
+            shareId: round.shareId,
+            dealers: err.dealers,
+          });
           throw new Refusal(409, "bad_dealing", err.message);
         }
         throw err;
@@ -203,7 +210,7 @@ export function thresholdRoutes(app: Hono, deps: ThresholdRouteDeps): void {
       const y = share === 0n ? null : G.multiply(share);
       if (y === null)
         throw new Refusal(409, "degenerate_share", "the combined share is zero; run the round again");
-      audit.record({
+      await audit.record({
         op: `${round.kind}.complete`,
         node,
         shareId: round.shareId,
@@ -228,7 +235,7 @@ export function thresholdRoutes(app: Hono, deps: ThresholdRouteDeps): void {
           throw new Refusal(409, "unknown_epoch", `no share of epoch ${body.epoch}`);
         files.write({ ...file, current: file.pending, pending: null });
       }
-      audit.record({ op: "commit", node, shareId: body.shareId, epoch: body.epoch });
+      await audit.record({ op: "commit", node, shareId: body.shareId, epoch: body.epoch });
       return c.json({ shareId: body.shareId, epoch: body.epoch });
     }),
   );
@@ -257,9 +264,8 @@ export function thresholdRoutes(app: Hono, deps: ThresholdRouteDeps): void {
         }
         const x = scalarFromBytes(share.reveal(), "share", true);
         if (x === 0n) throw new Refusal(409, "degenerate_share", "this share is zero");
-        const { partial, proof } = computePartial(x, r, body.shareId, body.epoch, file.index);
-        const answer = deps.wrongPartials ? partial.add(G) : partial;
-        audit.record({
+        // Started now, awaited before answering: the flush overlaps the multiplications.
+        const recorded = audit.record({
           op: "partial",
           node,
           shareId: body.shareId,
@@ -270,6 +276,18 @@ export function thresholdRoutes(app: Hono, deps: ThresholdRouteDeps): void {
           epoch: body.epoch,
           point: body.point,
         });
+        recorded.catch(() => undefined); // awaited below; this only keeps an early rejection from going unhandled
+        // Y = x·G, kept per share, keyed by a hash of the share itself so it always matches x.
+        const slot = createHash("sha256").update(share.reveal()).update(body.shareId).digest("hex");
+        let y = verificationShares.get(slot);
+        if (y === undefined) {
+          if (verificationShares.size > 4096) verificationShares.clear();
+          y = G.multiply(x);
+          verificationShares.set(slot, y);
+        }
+        const { partial, proof } = computePartial(x, r, body.shareId, body.epoch, file.index, y);
+        const answer = deps.wrongPartials ? partial.add(G) : partial;
+        await recorded;
         return c.json({
           index: file.index,
           partial: b64u.encode(pointToBytes(answer)),

@@ -73,8 +73,18 @@ export function randomScalar(): bigint {
   }
 }
 
+// Encoding a ristretto255 point costs an inverse square root; an unwrap hashes
+// and sends the same few points several times. Points are immutable, so each
+// keeps the encoding it was decoded from or first encoded to.
+const encodings = new WeakMap<Point, Uint8Array>();
+
 export function pointToBytes(p: Point): Uint8Array {
-  return p.toBytes();
+  let bytes = encodings.get(p);
+  if (bytes === undefined) {
+    bytes = p.toBytes();
+    encodings.set(p, bytes);
+  }
+  return Uint8Array.from(bytes);
 }
 
 /** Decodes a canonical ristretto255 encoding; refuses invalid encodings and the identity. */
@@ -87,6 +97,7 @@ export function pointFromBytes(bytes: Uint8Array, what: string): Point {
     throw new RangeError(`${what} is not a valid ristretto255 point`);
   }
   if (p.is0()) throw new RangeError(`${what} must not be the identity`);
+  encodings.set(p, Uint8Array.from(bytes));
   return p;
 }
 

@@ -15,18 +15,19 @@ export function partialContext(shareId: string, epoch: number, index: number): U
   return concatBytes(hex.decode(shareId, "shareId"), u32be(epoch), u8(index));
 }
 
-/** x·R with its proof; `x` is the secret share (constant-time multiplication). */
+/** x·R with its proof; `x` is the secret share (constant-time multiplication), `y` = x·G if known. */
 export function computePartial(
   x: bigint,
   r: Point,
   shareId: string,
   epoch: number,
   index: number,
+  y: Point = G.multiply(x),
 ): { partial: Point; proof: DleqProof } {
   const partial = r.multiply(x);
   const statement: DleqStatement = {
     context: partialContext(shareId, epoch, index),
-    y: G.multiply(x),
+    y,
     r,
     p: partial,
   };

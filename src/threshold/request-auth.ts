@@ -12,9 +12,10 @@
  * that window (the cache forgets nonces older than the window, which the
  * timestamp check then refuses anyway). Binding the share node's key stops a
  * request captured at one share node from being replayed at another.
+ * Verification runs in node:crypto (OpenSSL's RFC 8032 Ed25519): it is on the
+ * path of every partial, and @noble's verify measured 10x slower here.
  */
-import { createHash } from "node:crypto";
-import { ed25519 } from "@noble/curves/ed25519.js";
+import { createHash, createPublicKey, type KeyObject, verify as verifySignature } from "node:crypto";
 import { b64u, concatBytes, constantTimeEqual, hex, randomBytes, u8, u64be, utf8 } from "../crypto/bytes.js";
 
 export const REQUEST_LABEL = utf8("custos/share-request/v1");
@@ -76,16 +77,22 @@ export function signRequest(
 export type AuthFailure = "missing" | "malformed" | "unknown_node" | "stale" | "replayed" | "bad_signature";
 
 /** Verifies signed requests for one share node; holds the nonces seen within the window. */
+/** SubjectPublicKeyInfo prefix of an Ed25519 key (RFC 8410): the raw 32 bytes follow. */
+const ED25519_SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
+
 export class RequestVerifier {
   #seen = new Map<string, number>();
-  readonly #allowed: Uint8Array[];
+  readonly #allowed: { raw: Uint8Array; key: KeyObject }[];
 
   constructor(
     private readonly selfKey: Uint8Array,
     allowed: readonly Uint8Array[],
     private readonly clock: () => number = Date.now,
   ) {
-    this.#allowed = [...allowed];
+    this.#allowed = allowed.map((raw) => ({
+      raw,
+      key: createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: "der", type: "spki" }),
+    }));
   }
 
   /** The requesting node's key (b64u) when the request is good, else why not. */
@@ -113,15 +120,19 @@ export class RequestVerifier {
     if (!/^[0-9]{1,15}$/.test(timeText) || node.length !== 32 || nonce.length !== 16 || sig.length !== 64) {
       return { ok: false, reason: "malformed" };
     }
-    if (!this.#allowed.some((k) => constantTimeEqual(k, node))) return { ok: false, reason: "unknown_node" };
+    const allowed = this.#allowed.find((k) => constantTimeEqual(k.raw, node));
+    if (!allowed) return { ok: false, reason: "unknown_node" };
     const time = Number(timeText);
     const now = this.clock();
     if (Math.abs(now - time) > MAX_SKEW_MS) return { ok: false, reason: "stale" };
     let good = false;
     try {
-      good = ed25519.verify(sig, requestMessage(method, path, this.selfKey, time, nonce, body), node, {
-        zip215: false,
-      });
+      good = verifySignature(
+        null,
+        requestMessage(method, path, this.selfKey, time, nonce, body),
+        allowed.key,
+        sig,
+      );
     } catch {
       good = false;
     }
