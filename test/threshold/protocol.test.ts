@@ -37,3 +37,91 @@ describe("threshold protocol, in process", () => {
     );
   });
 });
+
+describe("share-node routes refuse what they should", () => {
+  const post = (url: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${url}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    });
+
+  it("401 for an unsigned or foreign request, 400 for a bad body, never 500", async () => {
+    const url = nodes[0]!.url;
+    const unsigned = await post(url, "/v1/threshold/partial", {});
+    expect(unsigned.status).toBe(401);
+    expect(((await unsigned.json()) as { error: string }).error).toBe("unauthenticated_missing");
+    const info = (await (await fetch(`${url}/v1/threshold/info`)).json()) as { identityKey: string };
+    const { signRequest } = await import("../../src/threshold/request-auth.js");
+    const { b64u, utf8 } = await import("../../src/crypto/bytes.js");
+    const sign = (who: typeof signer, body: unknown) =>
+      signRequest(
+        who,
+        "POST",
+        "/v1/threshold/partial",
+        b64u.decode(info.identityKey, "k"),
+        utf8(JSON.stringify(body)),
+      );
+    const stranger = testSigner();
+    const foreign = await post(url, "/v1/threshold/partial", {}, sign(stranger, {}));
+    expect(foreign.status).toBe(401);
+    const bad = { shareId: "zz", epoch: 0, point: "x", key: "k", version: 1 };
+    const invalid = await post(url, "/v1/threshold/partial", bad, sign(signer, bad));
+    expect(invalid.status).toBe(400);
+    const identity = { shareId: "00".repeat(16), epoch: 1, point: "A".repeat(43), key: "k", version: 1 };
+    const idPoint = await post(url, "/v1/threshold/partial", identity, sign(signer, identity));
+    expect(idPoint.status).toBe(400);
+    expect(((await idPoint.json()) as { message: string }).message).toMatch(/identity/);
+  });
+
+  it("a tampered dealing is refused by its recipients, naming the dealer, and nothing is stored", async () => {
+    const { callShareNode } = await import("../../src/threshold/share-node-client.js");
+    const { Dealing, CompleteResponse } = await import("../../src/threshold/wire.js");
+    const three = nodes.slice(0, 3);
+    const infos = await Promise.all(
+      three.map(
+        async (n) =>
+          (await (await fetch(`${n.url}/v1/threshold/info`)).json()) as {
+            identityKey: string;
+            hpkeKey: string;
+          },
+      ),
+    );
+    const round = {
+      shareId: "ab".repeat(16),
+      key: "tamper",
+      version: 1,
+      set: "default",
+      epoch: 1,
+      threshold: 2,
+      participants: three.map((n, i) => ({
+        index: i + 1,
+        node: n.name,
+        identityKey: infos[i]!.identityKey,
+        hpkeKey: infos[i]!.hpkeKey,
+      })),
+      kind: "dkg" as const,
+    };
+    const refs = three.map((n, i) => ({ node: n.name, url: n.url, identityKey: infos[i]!.identityKey }));
+    const dealings = await Promise.all(
+      refs.map((r, i) => callShareNode(signer, r, "/v1/threshold/dkg/deal", { round, self: i + 1 }, Dealing)),
+    );
+    // The coordinator swaps dealer 2's first commitment for dealer 1's.
+    dealings[1] = {
+      ...dealings[1]!,
+      commitments: [dealings[0]!.commitments[0]!, ...dealings[1]!.commitments.slice(1)],
+    };
+    await expect(
+      callShareNode(
+        signer,
+        refs[0]!,
+        "/v1/threshold/dkg/complete",
+        { round, self: 1, dealings },
+        CompleteResponse,
+      ),
+    ).rejects.toThrow(new RegExp(`${three[1]!.name} \\(index 2\\): signature does not verify`));
+    const { existsSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    expect(existsSync(join(three[0]!.dataDir, "threshold", `${round.shareId}.json`))).toBe(false);
+  });
+});
