@@ -24,7 +24,6 @@ import { CustosError } from "../errors.js";
 import type { DisposableKeyHandle } from "../protect/levels.js";
 import { type CustodySwitch, type SealConfig, type Store, StoreConflictError } from "../store/store.js";
 import { crashPoint } from "./crash-point.js";
-import { checkFlatSubmission } from "./flat-unseal.js";
 import {
   AUDIT_KEY_CONTEXT,
   type CustodianInput,
@@ -34,13 +33,14 @@ import {
 } from "./init-ceremony.js";
 import { NodeIdentity } from "./node-identity.js";
 import type { LeafFailure, NodeShares } from "./node-shares.js";
-import { type ShareRefusal, ShareRefusedError } from "./refusal.js";
+import { ShareRefusedError } from "./refusal.js";
 import { type SealStatus, sealStatus } from "./seal-status.js";
 import type { ShareFile, UnsealSubmission } from "./share-format.js";
+import { acceptSubmission } from "./submissions.js";
 import { leaves, type TreeInput } from "./tree.js";
 import { makeTreeCustody, type NewTreeCustody, storeNodeShares } from "./tree-custody.js";
-import { TREE_UNSEAL_FORMAT, type TreeShareFile, type TreeUnsealSubmission } from "./tree-share-format.js";
-import { checkTreeSubmission, combineTree, readNodeShares, treeSatisfied } from "./tree-unseal.js";
+import type { TreeShareFile, TreeUnsealSubmission } from "./tree-share-format.js";
+import { combineTree, readNodeShares } from "./tree-unseal.js";
 import { UnsealCeremony } from "./unseal-ceremony.js";
 
 export type { SealStatus } from "./seal-status.js";
@@ -210,22 +210,6 @@ export class SealManager {
     return this.#serially(() => this.#submit(submission, requestId));
   }
 
-  #refuser(custodian: string, requestId?: string, path?: string) {
-    return async (reason: ShareRefusal): Promise<never> => {
-      await this.auditor.record(
-        this.auditor.event({
-          principal: `custodian:${custodian}`,
-          operation: "sys.unseal.submit",
-          decision: "deny",
-          reason: path === undefined ? reason : `${reason} (${path})`,
-          custodian,
-          requestId,
-        }),
-      );
-      throw new ShareRefusedError(custodian, reason, path);
-    };
-  }
-
   async #submit(sub: UnsealSubmission | TreeUnsealSubmission, requestId?: string): Promise<SealStatus> {
     const config = this.#config;
     if (config === null) {
@@ -233,76 +217,10 @@ export class SealManager {
     }
     if (!this.sealed) throw new CustosError(409, "not_sealed", "custos is already unsealed");
     const ceremony = this.#currentCeremony();
-    if (sub.format === TREE_UNSEAL_FORMAT) return this.#submitTree(config, ceremony, sub, requestId);
-    const custodian = sub.custodian;
-    const refuse = this.#refuser(custodian, requestId);
-    if (config.tree) return refuse("wrong_format");
-
-    const checked = await checkFlatSubmission(config, ceremony, sub);
-    if (!checked.ok) return refuse(checked.reason);
-    const share = checked.share;
-    await this.#accept(
-      ceremony,
-      custodian,
-      custodian,
-      share,
-      `share ${ceremony.accepted.size + 1} of ${config.threshold} accepted`,
-      requestId,
-    );
-    if (ceremony.accepted.size >= config.threshold) await this.#complete(config, ceremony, requestId);
+    const complete = await acceptSubmission(this.auditor, config, ceremony, sub, requestId);
+    if (complete) await this.#complete(config, ceremony, requestId);
     else this.#armExpiry(ceremony);
     return this.status();
-  }
-
-  async #submitTree(
-    config: SealConfig,
-    ceremony: UnsealCeremony,
-    sub: TreeUnsealSubmission,
-    requestId?: string,
-  ): Promise<SealStatus> {
-    if (!config.tree) return this.#refuser(sub.path, requestId, sub.path)("wrong_format");
-    const checked = await checkTreeSubmission(config, config.tree, ceremony, sub);
-    if (!checked.ok) return this.#refuser(checked.custodian, requestId, checked.path)(checked.reason);
-    await this.#accept(
-      ceremony,
-      checked.path,
-      checked.custodian,
-      checked.value,
-      `share at ${checked.path} accepted`,
-      requestId,
-    );
-    if (treeSatisfied(config.tree, ceremony.accepted.keys()))
-      await this.#complete(config, ceremony, requestId);
-    else this.#armExpiry(ceremony);
-    return this.status();
-  }
-
-  /** Records an accepted share; one whose audit record cannot be written does not count. */
-  async #accept(
-    ceremony: UnsealCeremony,
-    key: string,
-    custodian: string,
-    share: Secret,
-    reason: string,
-    requestId?: string,
-  ): Promise<void> {
-    ceremony.accepted.set(key, share);
-    try {
-      await this.auditor.record(
-        this.auditor.event({
-          principal: `custodian:${custodian}`,
-          operation: "sys.unseal.submit",
-          decision: "allow",
-          reason,
-          custodian,
-          requestId,
-        }),
-      );
-    } catch (err) {
-      ceremony.accepted.delete(key);
-      share.dispose();
-      throw err;
-    }
   }
 
   /**
