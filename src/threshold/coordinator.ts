@@ -73,8 +73,6 @@ export interface CoordinatorOptions {
   onBadPartial?: (nodes: string[]) => void;
 }
 
-const ref = (m: Member): ShareNodeRef => ({ node: m.node, url: m.url, identityKey: m.identityKey });
-
 export class ThresholdCoordinator {
   readonly #timeout: number;
   /** When each share node last failed (ms), to ask healthy ones first. */
@@ -82,6 +80,11 @@ export class ThresholdCoordinator {
 
   constructor(private readonly options: CoordinatorOptions) {
     this.#timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** Where to reach a member: its configured URL (share nodes may move), else the one recorded at generation. */
+  #ref(m: Member): ShareNodeRef {
+    return { node: m.node, url: this.options.nodes.get(m.node) ?? m.url, identityKey: m.identityKey };
   }
 
   get nodeNames(): string[] {
@@ -179,7 +182,7 @@ export class ThresholdCoordinator {
       members.map((m) =>
         callShareNode(
           this.options.signer,
-          ref(m),
+          this.#ref(m),
           "/v1/threshold/dkg/deal",
           { round, self: m.index },
           Dealing,
@@ -218,7 +221,7 @@ export class ThresholdCoordinator {
       members.map((m) =>
         callShareNode(
           this.options.signer,
-          ref(m),
+          this.#ref(m),
           "/v1/threshold/dkg/complete",
           { round, self: m.index, dealings },
           CompleteResponse,
@@ -295,7 +298,7 @@ export class ThresholdCoordinator {
         set.members.map((m) =>
           callShareNode(
             this.options.signer,
-            ref(m),
+            this.#ref(m),
             "/v1/threshold/commit",
             { shareId: set.shareId, epoch: set.epoch },
             CommitResponse,
@@ -401,7 +404,7 @@ export class ThresholdCoordinator {
     try {
       const a = await callShareNode(
         this.options.signer,
-        { ...ref(m), url: this.options.nodes.get(m.node) ?? m.url },
+        this.#ref(m),
         "/v1/threshold/partial",
         { shareId: set.shareId, epoch: set.epoch, point, key: key.keyName, version: key.keyVersion },
         PartialResponse,
