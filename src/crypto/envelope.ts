@@ -152,11 +152,19 @@ export function openSingleUse(
   }
 }
 
-/** Parses and checks the clear header of a format-1 blob; throws DecryptError for anything malformed. */
-export function parseHeader(blob: Uint8Array): BlobHeader {
+/**
+ * The clear header shared by formats 1 and 2 (§3, §11.1): u8(format) ‖ u8(L) ‖
+ * name ‖ u32(version) ‖ 32 bytes (format 1: nonce; format 2: ephemeral
+ * point). Checks the format byte, the name and the blob's length bounds;
+ * DecryptError for anything wrong.
+ */
+export function parseHeaderOf(
+  blob: Uint8Array,
+  format: number,
+): { keyName: string; keyVersion: number; tail: Uint8Array; headerLength: number } {
   abytes(blob, "blob");
   if (blob.length < 1) throw new DecryptError("malformed");
-  if (blob[0] !== FORMAT_V1) throw new DecryptError("unsupported_version");
+  if (blob[0] !== format) throw new DecryptError("unsupported_version");
   if (blob.length < 2) throw new DecryptError("malformed");
   const nameLength = blob[1]!;
   if (nameLength < 1 || nameLength > 128) throw new DecryptError("malformed");
@@ -174,8 +182,13 @@ export function parseHeader(blob: Uint8Array): BlobHeader {
   const keyName = Buffer.from(nameBytes).toString("latin1");
   const keyVersion = new DataView(blob.buffer, blob.byteOffset + 2 + nameLength, 4).getUint32(0);
   if (keyVersion < 1) throw new DecryptError("malformed");
-  const nonce = blob.slice(2 + nameLength + 4, headerLength);
-  return { format: 1, keyName, keyVersion, nonce, headerLength };
+  return { keyName, keyVersion, tail: blob.slice(2 + nameLength + 4, headerLength), headerLength };
+}
+
+/** Parses and checks the clear header of a format-1 blob; throws DecryptError for anything malformed. */
+export function parseHeader(blob: Uint8Array): BlobHeader {
+  const { keyName, keyVersion, tail, headerLength } = parseHeaderOf(blob, FORMAT_V1);
+  return { format: 1, keyName, keyVersion, nonce: tail, headerLength };
 }
 
 /**

@@ -25,15 +25,15 @@ import {
   MAX_BLOB_TEXT_LENGTH,
   MAX_PLAINTEXT_BYTES,
   openSingleUse,
+  parseHeaderOf,
   sealSingleUse,
-  TAG_BYTES,
 } from "../crypto/envelope.js";
 import { G, POINT_BYTES, type Point, pointFromBytes, pointToBytes, randomScalar } from "./group.js";
 
 export const FORMAT_THRESHOLD = 0x02;
 export const THRESHOLD_WRAP_LABEL = utf8("custos/threshold-wrap/v1");
 const TEXT_PREFIX = `custos:v${FORMAT_THRESHOLD}:`;
-const HEADER_FIXED_BYTES = 1 + 1 + 4 + POINT_BYTES;
+const _HEADER_FIXED_BYTES = 1 + 1 + 4 + POINT_BYTES;
 
 export interface ThresholdHeader {
   format: 2;
@@ -93,35 +93,14 @@ export function thresholdWrap(
 
 /** Parses and checks the clear header; DecryptError("malformed") for anything wrong, the identity included. */
 export function parseThresholdHeader(blob: Uint8Array): ThresholdHeader {
-  abytes(blob, "blob");
-  if (blob.length < 1) throw new DecryptError("malformed");
-  if (blob[0] !== FORMAT_THRESHOLD) throw new DecryptError("unsupported_version");
-  const nameLength = blob[1] ?? 0;
-  if (nameLength < 1 || nameLength > 128) throw new DecryptError("malformed");
-  const headerLength = HEADER_FIXED_BYTES + nameLength;
-  if (
-    blob.length < headerLength + TAG_BYTES ||
-    blob.length > headerLength + MAX_PLAINTEXT_BYTES + TAG_BYTES
-  ) {
-    throw new DecryptError("malformed");
-  }
-  const nameBytes = blob.subarray(2, 2 + nameLength);
-  for (const c of nameBytes) if (c < 0x21 || c > 0x7e) throw new DecryptError("malformed");
-  const keyVersion = new DataView(blob.buffer, blob.byteOffset + 2 + nameLength, 4).getUint32(0);
-  if (keyVersion < 1) throw new DecryptError("malformed");
+  const { keyName, keyVersion, tail, headerLength } = parseHeaderOf(blob, FORMAT_THRESHOLD);
   let ephemeral: Point;
   try {
-    ephemeral = pointFromBytes(blob.subarray(6 + nameLength, headerLength), "ephemeral point");
+    ephemeral = pointFromBytes(tail, "ephemeral point");
   } catch {
     throw new DecryptError("malformed");
   }
-  return {
-    format: 2,
-    keyName: Buffer.from(nameBytes).toString("latin1"),
-    keyVersion,
-    ephemeral,
-    headerLength,
-  };
+  return { format: 2, keyName, keyVersion, ephemeral, headerLength };
 }
 
 /** Opens a format-2 blob given S = x·R (computed by a quorum of share nodes). */
