@@ -181,7 +181,7 @@ export class ApprovalService {
     const base = { principal: principal.id, key: record.key ?? undefined, requestId, operation };
     const refuse = (status: 403 | 409, code: string, rule: string, message: string) =>
       this.#refuse(base, rule, message, new CustosError(status, code, message, { rule }));
-    await this.#pendingOrRefuse(record, (code, message) => refuse(409, code, `approval:${code}`, message));
+    await this.#pendingOrRefuse(record, (code, rule, message) => refuse(409, code, rule, message));
     if (principal.id === record.requester) {
       await refuse(
         403,
@@ -279,7 +279,7 @@ export class ApprovalService {
     const base = { principal: principal.id, key: actual.key, requestId, operation: "approvals.execute" };
     const refuse = (status: 403 | 409, code: string, rule: string, message: string) =>
       this.#refuse(base, rule, message, new CustosError(status, code, message, { rule, approval: id }));
-    await this.#pendingOrRefuse(record, (code, message) => refuse(409, code, `approval:${code}`, message));
+    await this.#pendingOrRefuse(record, (code, rule, message) => refuse(409, code, rule, message));
     if (principal.id !== record.requester) {
       await refuse(
         403,
@@ -351,16 +351,21 @@ export class ApprovalService {
   }
 
   /** Refuses a request that is no longer pending (denied, executed) or has expired. */
-  async #pendingOrRefuse(record: ApprovalRecord, refuse: (code: string, message: string) => Promise<never>) {
+  async #pendingOrRefuse(
+    record: ApprovalRecord,
+    refuse: (code: string, rule: string, message: string) => Promise<never>,
+  ) {
     if (record.state !== "pending") {
       await refuse(
-        `not_pending`,
+        "not_pending",
+        "approval:ended",
         `approval request ${record.id} is ${record.state} and can no longer change or run`,
       );
     }
     if (this.now().getTime() >= Date.parse(record.expiresAt)) {
       await refuse(
         "approval_expired",
+        "approval:expired",
         `approval request ${record.id} expired at ${record.expiresAt}; request it again`,
       );
     }

@@ -7,6 +7,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { CliError, Client, EXIT } from "./client.js";
+import { approvalCommands } from "./commands/approvals.js";
 import { auditCommands } from "./commands/audit.js";
 import { custodyCommands } from "./commands/custody.js";
 import { keyCommands } from "./commands/keys.js";
@@ -34,6 +35,7 @@ custodyCommands(program, client);
 tpmCommands(program.commands.find((c) => c.name() === "operator") as Command, client);
 keyCommands(program, client);
 auditCommands(program, client);
+approvalCommands(program, client);
 policyCommands(program);
 witnessCommand(program, () => program.opts<{ token?: string }>().token ?? process.env.CUSTOS_TOKEN);
 
