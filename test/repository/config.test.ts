@@ -170,3 +170,41 @@ describe("tree requests over HTTP", () => {
     expect(r.json.error?.code).toBe("no_node_shares");
   });
 });
+
+describe("init with a repository down", () => {
+  it("is 503 repository_unavailable naming the leaf, and nothing is initialised", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "custos-initdown-"));
+    const node = await openNode({
+      dataDir: dir,
+      log: pino({ level: "silent" }),
+      repositories: repositoryConfig(
+        {
+          timeoutMs: 500,
+          repositories: {
+            up: { type: "directory", path: "up" },
+            gone: { type: "share-node", url: "http://127.0.0.1:1", token: "t".repeat(24) },
+          },
+        },
+        dir,
+      ),
+    });
+    try {
+      const res = await node.app.request("/v1/sys/init", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ tree: { threshold: 2, of: [{ repository: "up" }, { repository: "gone" }] } }),
+      });
+      const json = (await res.json()) as { error: { code: string; message: string } };
+      expect(res.status).toBe(503);
+      expect(json.error.code).toBe("repository_unavailable");
+      expect(json.error.message).toContain("storing the share of root/repository:gone failed");
+      expect(json.error.message).toContain("nothing was initialised");
+      expect(json.error.message).not.toContain("t".repeat(24));
+      expect(node.seal.initialized).toBe(false);
+      expect(await node.store.getSealConfig()).toBeNull();
+    } finally {
+      await node.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -78,20 +78,21 @@ export function parseAnyShareFile(json: unknown): {
   custodian: string;
   open(key: Secret): Promise<OpenedShare>;
 } {
+  const opened = (
+    f: { custodian: string; initId: string; node: string },
+    label: string,
+    rest: Pick<OpenedShare, "submission" | "dispose">,
+  ): OpenedShare => ({ custodian: f.custodian, initId: f.initId, node: f.node, label, ...rest });
   if ((json as Json | null)?.format === TREE_SHARE_FILE_FORMAT) {
     const file = TreeShareFileSchema.parse(json);
     return {
       custodian: file.custodian,
       open: async (key) => {
         const payload = await openTreeShareFile(file, key);
-        return {
-          custodian: file.custodian,
-          initId: file.initId,
-          node: file.node,
-          label: file.path,
+        return opened(file, file.path, {
           submission: (nonce, pub) => makeTreeUnsealSubmission(payload, nonce, pub),
           dispose: () => payload.value.dispose(),
-        };
+        });
       },
     };
   }
@@ -100,14 +101,10 @@ export function parseAnyShareFile(json: unknown): {
     custodian: file.custodian,
     open: async (key) => {
       const payload = await openShareFile(file, key);
-      return {
-        custodian: file.custodian,
-        initId: file.initId,
-        node: file.node,
-        label: file.custodian,
+      return opened(file, file.custodian, {
         submission: (nonce, pub) => makeUnsealSubmission(payload, nonce, pub),
         dispose: () => payload.share.dispose(),
-      };
+      });
     },
   };
 }
