@@ -157,6 +157,20 @@ export const KeyInfoSchema = z
     createdAt: z.string(),
     updatedAt: z.string(),
     versions: z.array(z.object({ version: z.number().int(), state: z.string(), createdAt: z.string() })),
+    /** Threshold keys: the latest version's public key and share nodes, with the keys pinned at generation. */
+    threshold: z
+      .object({
+        publicKey: z.string(),
+        sets: z.array(
+          z.object({
+            name: z.string(),
+            threshold: z.number().int(),
+            epoch: z.number().int(),
+            shareNodes: z.array(z.object({ node: z.string(), identityKey: z.string(), hpkeKey: z.string() })),
+          }),
+        ),
+      })
+      .optional(),
   })
   .openapi("Key");
 

@@ -25,6 +25,18 @@ import type { SetSpec } from "../threshold/descriptor.js";
 /** A key as the API describes it: its record and its versions, never material. */
 export interface KeyInfo extends KeyRecord {
   versions: { version: number; state: string; createdAt: string }[];
+  /** Threshold keys: the latest version's public key and share nodes (public values, docs/FORMATS.md §11.2). */
+  threshold?: ThresholdInfo;
+}
+
+export interface ThresholdInfo {
+  publicKey: string;
+  sets: {
+    name: string;
+    threshold: number;
+    epoch: number;
+    shareNodes: { node: string; identityKey: string; hpkeKey: string }[];
+  }[];
 }
 
 export interface KeyUpdate {
@@ -118,7 +130,7 @@ export class KeyRing {
 
   async describe(name: string): Promise<KeyInfo> {
     const key = await this.#load(name);
-    return {
+    const info: KeyInfo = {
       ...key.record,
       versions: [...key.versions.values()].map((v) => ({
         version: v.version,
@@ -126,6 +138,24 @@ export class KeyRing {
         createdAt: v.createdAt,
       })),
     };
+    const latest = key.versions.get(key.record.latestVersion);
+    if (key.record.protection === "threshold" && latest?.state === "enabled" && this.levels.threshold) {
+      const d = (await this.#thresholdHandle(key, latest.version)).key.descriptor;
+      info.threshold = {
+        publicKey: d.publicKey,
+        sets: d.sets.map((s) => ({
+          name: s.name,
+          threshold: s.threshold,
+          epoch: s.epoch,
+          shareNodes: s.members.map((m) => ({
+            node: m.node,
+            identityKey: m.identityKey,
+            hpkeKey: m.hpkeKey,
+          })),
+        })),
+      };
+    }
+    return info;
   }
 
   async rotate(name: string, who: AuditBase, reason?: string): Promise<KeyInfo> {

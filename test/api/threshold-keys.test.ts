@@ -95,6 +95,13 @@ describe("threshold keys over the API", () => {
   it("round trip, rotation on the same share nodes, refresh of every version, format mix-ups refused", async () => {
     const created = await api("POST", "/v1/keys", { name: "thr", protection: "threshold", threshold: 2 });
     expect(created.status).toBe(201);
+    const threshold = created.body.threshold as {
+      publicKey: string;
+      sets: { threshold: number; shareNodes: { node: string }[] }[];
+    };
+    expect(threshold.publicKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(threshold.sets[0]!.threshold).toBe(2);
+    expect(threshold.sets[0]!.shareNodes.map((n) => n.node)).toEqual(["s1", "s2", "s3"]);
     const v1 = (await api("POST", "/v1/keys/thr/datakey", use)).body as {
       ciphertext: string;
       plaintext: string;

@@ -18,6 +18,15 @@ function describeKey(k: KeyInfo): string {
     `Min decryption version: ${k.minDecryptionVersion}`,
     `Rotation period:        ${k.rotationPeriodSeconds === null ? "none" : `${k.rotationPeriodSeconds}s`}`,
     `Versions:               ${k.versions.map((v) => `v${v.version} (${v.state}, ${v.createdAt})`).join(", ")}`,
+    ...(k.threshold
+      ? [
+          `Public key:             ${k.threshold.publicKey}`,
+          ...k.threshold.sets.map(
+            (s) =>
+              `Trust set ${s.name}:${" ".repeat(Math.max(1, 13 - s.name.length))}${s.threshold} of ${s.shareNodes.length} (epoch ${s.epoch}): ${s.shareNodes.map((n) => `${n.node} [${n.identityKey}]`).join(", ")}`,
+          ),
+        ]
+      : []),
   ].join("\n");
 }
 
