@@ -12,9 +12,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import pino from "pino";
-import { JwtVerifier } from "../../api/jwt.js";
 import { reloadPolicy } from "../../api/policy-reload.js";
-import { type CustosNode, listen, openNode, type TlsFiles } from "../../api/server.js";
+import { type CustosNode, listen, openNode } from "../../api/server.js";
 import { type AuditContextConfig, auditContextConfig } from "../../audit/audit-context.js";
 import { Auditor, durably } from "../../audit/auditor.js";
 import type { WitnessConfig } from "../../audit/witness-collector.js";
@@ -27,10 +26,10 @@ import {
   parsePrivateKeyFile,
 } from "../../custody/custodian-key.js";
 import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
-import { PolicyEngine, PolicyLoadError } from "../../policy/engine.js";
 import { type RepositoryConfig, readRepositoryConfig } from "../../repository/config.js";
 import { CliError, EXIT } from "../client.js";
 import { collect } from "../io.js";
+import { jwtVerifier, loadPolicy, tlsFiles } from "../server-access.js";
 
 const DEV_CUSTODIANS = ["dev-alice", "dev-bob", "dev-carol"];
 
@@ -234,69 +233,6 @@ export function serverCommand(program: Command): void {
         process.once("SIGTERM", () => stop("SIGTERM"));
       },
     );
-}
-
-/** The policy the node runs, or null for the role table; a document with errors stops the start (exit 2). */
-function loadPolicy(file: string | undefined): PolicyEngine | null {
-  if (file === undefined || file === "") return null;
-  try {
-    return PolicyEngine.fromFile(file);
-  } catch (err) {
-    if (err instanceof PolicyLoadError) throw new CliError(err.message, EXIT.usage);
-    throw err;
-  }
-}
-
-function jwtVerifier(
-  opts: { jwksFile?: string; jwksUrl?: string; jwtIssuer?: string; jwtAudience?: string },
-  policy: PolicyEngine | null,
-): JwtVerifier | null {
-  if (opts.jwksFile === undefined && opts.jwksUrl === undefined) {
-    if (opts.jwtIssuer || opts.jwtAudience)
-      throw new CliError("--jwt-issuer/--jwt-audience need --jwks-file or --jwks-url", EXIT.usage);
-    return null;
-  }
-  if (!policy)
-    throw new CliError("JWTs are mapped to principals by the policy: give --policy too", EXIT.usage);
-  try {
-    return JwtVerifier.fromOptions({
-      jwksFile: opts.jwksFile,
-      jwksUrl: opts.jwksUrl,
-      issuer: opts.jwtIssuer ?? "",
-      audience: opts.jwtAudience ?? "",
-    });
-  } catch (err) {
-    throw new CliError((err as Error).message, EXIT.usage);
-  }
-}
-
-function tlsFiles(
-  opts: { tlsCert?: string; tlsKey?: string; tlsClientCa?: string },
-  policy: PolicyEngine | null,
-): TlsFiles | undefined {
-  if (opts.tlsCert === undefined && opts.tlsKey === undefined) {
-    if (opts.tlsClientCa) throw new CliError("--tls-client-ca needs --tls-cert and --tls-key", EXIT.usage);
-    return undefined;
-  }
-  if (!opts.tlsCert || !opts.tlsKey) throw new CliError("give --tls-cert and --tls-key together", EXIT.usage);
-  if (opts.tlsClientCa && !policy) {
-    throw new CliError(
-      "client certificates are mapped to principals by the policy: give --policy too",
-      EXIT.usage,
-    );
-  }
-  const read = (flag: string, file: string) => {
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw new CliError(`${flag} ${file}: ${(err as Error).message}`, EXIT.usage);
-    }
-  };
-  return {
-    cert: read("--tls-cert", opts.tlsCert),
-    key: read("--tls-key", opts.tlsKey),
-    ...(opts.tlsClientCa && { clientCa: read("--tls-client-ca", opts.tlsClientCa) }),
-  };
 }
 
 const SWTPM_SCRIPT = resolve(import.meta.dirname, "../../../hsm-sim/swtpm.sh");
