@@ -102,9 +102,9 @@ describe("custos-unseal/v2", () => {
         openTreeUnsealSubmission({ ...sub, path: "root/2/custodian:bob" }, ceremony.privateKey, nonce),
       ),
     ).toBe("undecryptable");
-    expect(() =>
+    await expect(
       openTreeUnsealSubmission({ ...sub, path: "../x" }, ceremony.privateKey, nonce),
-    ).rejects.toThrow();
+    ).rejects.toThrow(/custody tree path/);
   });
 });
 
