@@ -10,13 +10,10 @@
  */
 import type { EncryptionContext } from "../crypto/context.js";
 import { CustosError } from "../errors.js";
-import {
-  type ThresholdCoordinator,
-  ThresholdRoundError,
-  ThresholdUnavailableError,
-} from "../threshold/coordinator.js";
+import { type ThresholdCoordinator, ThresholdRoundError } from "../threshold/coordinator.js";
 import type { ThresholdKey } from "../threshold/descriptor.js";
 import { parseThresholdHeader, thresholdOpen, thresholdWrap } from "../threshold/ecies.js";
+import { ThresholdUnavailableError } from "../threshold/unwrap.js";
 
 /** A DKG or refresh round that failed, as the 503 the caller sees, naming the share nodes at fault. */
 export function roundFailed(err: unknown): never {

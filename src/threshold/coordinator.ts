@@ -2,13 +2,9 @@
  * The custos node's side of threshold keys (docs/FORMATS.md §11): it runs
  * the DKG and refresh rounds over HTTP without ever seeing a share in the
  * clear (dealings carry HPKE ciphertexts addressed to each share node), and it
- * computes S = x·R for an unwrap from partials of a quorum of every trust set.
- * For an unwrap it asks, per set, only as many share nodes as the threshold
- * (those that failed least recently first) and asks more only when some are
- * unreachable or give a partial whose DLEQ proof fails: on a two-core machine
- * the extra partials would cost CPU the answer is waiting for. Proofs are
- * checked in one batch; only a failing batch is checked proof by proof, to
- * name the culprit. Errors name every share node that was unreachable or bad.
+ * computes S = x·R for an unwrap from partials of a quorum of every trust set
+ * (unwrap.ts). Every generation and refresh round needs every member of every
+ * set and is abandoned, naming the share nodes at fault, if any fails.
  */
 import { b64u, hex, randomBytes } from "../crypto/bytes.js";
 import {
@@ -20,38 +16,12 @@ import {
   ThresholdKey,
   type TrustSet,
 } from "./descriptor.js";
-import { batchVerifyDleq, type DleqProof, type DleqStatement, decodeDleq, verifyDleq } from "./dleq.js";
 import { addCommitments, evaluateCommitments } from "./feldman.js";
-import { lagrangeAtZero, type Point, pointFromBytes, sumProducts } from "./group.js";
-import { partialContext } from "./partial.js";
+import { type Point, pointFromBytes } from "./group.js";
 import type { RequestSigner } from "./request-auth.js";
-import {
-  callShareNode,
-  DEFAULT_TIMEOUT_MS,
-  fetchInfo,
-  ShareNodeCallError,
-  type ShareNodeRef,
-} from "./share-node-client.js";
-import {
-  CommitResponse,
-  CompleteResponse,
-  Dealing,
-  type Dealing as DealingT,
-  PartialResponse,
-  type Round,
-} from "./wire.js";
-
-/** Not enough share nodes answered well; names them, per trust set. */
-export class ThresholdUnavailableError extends Error {
-  constructor(
-    readonly unreachable: string[],
-    readonly badPartials: string[],
-    message: string,
-  ) {
-    super(message);
-    this.name = "ThresholdUnavailableError";
-  }
-}
+import { callShareNode, DEFAULT_TIMEOUT_MS, fetchInfo, type ShareNodeRef } from "./share-node-client.js";
+import { PartialCollector } from "./unwrap.js";
+import { CommitResponse, CompleteResponse, Dealing, type Dealing as DealingT, type Round } from "./wire.js";
 
 /** A DKG or refresh round failed; nothing was changed that is in use. */
 export class ThresholdRoundError extends Error {
@@ -75,11 +45,15 @@ export interface CoordinatorOptions {
 
 export class ThresholdCoordinator {
   readonly #timeout: number;
-  /** When each share node last failed (ms), to ask healthy ones first. */
-  #lastFailure = new Map<string, number>();
+  readonly #collector: PartialCollector;
 
   constructor(private readonly options: CoordinatorOptions) {
     this.#timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#collector = new PartialCollector({
+      ...options,
+      timeoutMs: this.#timeout,
+      ref: (m) => this.#ref(m),
+    });
   }
 
   /** Where to reach a member: its configured URL (share nodes may move), else the one recorded at generation. */
@@ -312,111 +286,8 @@ export class ThresholdCoordinator {
     return missed;
   }
 
-  /** S = x·R from a quorum of every trust set. Throws ThresholdUnavailableError naming the nodes that failed. */
-  async sharedPoint(key: ThresholdKey, r: Point): Promise<Point> {
-    const point = encodePoint(r);
-    const unreachable: string[] = [];
-    const bad: string[] = [];
-    const perSet = await Promise.all(
-      key.sets.map((set) => this.#quorum(key, set, r, point, unreachable, bad)),
-    );
-    if (bad.length) this.options.onBadPartial?.(bad);
-    const missing = perSet.flatMap((p, i) => (p === null ? [key.sets[i]!.spec] : []));
-    if (missing.length) {
-      const sets = missing
-        .map((s) => `'${s.name}' (${s.threshold} of ${s.members.map((m) => m.node).join(", ")})`)
-        .join(", ");
-      const parts = [
-        unreachable.length ? `unreachable: ${unreachable.join(", ")}` : "",
-        bad.length ? `partial failed its proof: ${bad.join(", ")}` : "",
-      ].filter(Boolean);
-      throw new ThresholdUnavailableError(
-        unreachable,
-        bad,
-        `not enough share nodes for trust set ${sets}; ${parts.join("; ")}`,
-      );
-    }
-    const points: Point[] = [];
-    const scalars: bigint[] = [];
-    for (const good of perSet as { index: number; partial: Point }[][]) {
-      const indices = good.map((g) => g.index);
-      for (const g of good) {
-        points.push(g.partial);
-        scalars.push(lagrangeAtZero(g.index, indices));
-      }
-    }
-    return sumProducts(points, scalars);
-  }
-
-  async #quorum(
-    key: ThresholdKey,
-    set: ThresholdKey["sets"][number],
-    r: Point,
-    point: string,
-    unreachable: string[],
-    bad: string[],
-  ): Promise<{ index: number; partial: Point }[] | null> {
-    const t = set.spec.threshold;
-    const order = [...set.spec.members].sort(
-      (a, b) =>
-        (this.#lastFailure.get(a.node) ?? 0) - (this.#lastFailure.get(b.node) ?? 0) || a.index - b.index,
-    );
-    const good: { index: number; partial: Point }[] = [];
-    let next = 0;
-    while (good.length < t && next < order.length) {
-      const batch = order.slice(next, next + (t - good.length));
-      next += batch.length;
-      const answers = await Promise.all(batch.map((m) => this.#partial(key, set.spec, m, point)));
-      const candidates: { m: Member; s: DleqStatement; proof: DleqProof; partial: Point }[] = [];
-      answers.forEach((a, i) => {
-        const m = batch[i]!;
-        if (a instanceof Error) {
-          this.#lastFailure.set(m.node, Date.now());
-          (a instanceof ShareNodeCallError && a.kind === "unreachable" ? unreachable : bad).push(m.node);
-          return;
-        }
-        const y = set.verification.get(m.index)!;
-        candidates.push({
-          m,
-          proof: a.proof,
-          partial: a.partial,
-          s: { context: partialContext(set.spec.shareId, set.spec.epoch, m.index), y, r, p: a.partial },
-        });
-      });
-      const allGood = batchVerifyDleq(candidates);
-      for (const c of candidates) {
-        if (allGood || verifyDleq(c.s, c.proof)) good.push({ index: c.m.index, partial: c.partial });
-        else {
-          this.#lastFailure.set(c.m.node, Date.now());
-          bad.push(c.m.node);
-        }
-      }
-    }
-    return good.length >= t ? good.slice(0, t) : null;
-  }
-
-  async #partial(
-    key: ThresholdKey,
-    set: TrustSet,
-    m: Member,
-    point: string,
-  ): Promise<{ partial: Point; proof: DleqProof } | Error> {
-    try {
-      const a = await callShareNode(
-        this.options.signer,
-        this.#ref(m),
-        "/v1/threshold/partial",
-        { shareId: set.shareId, epoch: set.epoch, point, key: key.keyName, version: key.keyVersion },
-        PartialResponse,
-        this.#timeout,
-      );
-      if (a.index !== m.index) return new Error(`answered as index ${a.index}`);
-      return {
-        partial: pointFromBytes(b64u.decode(a.partial, "partial"), "partial"),
-        proof: decodeDleq(b64u.decode(a.proof, "proof"), "proof"),
-      };
-    } catch (err) {
-      return err instanceof Error ? err : new Error(String(err));
-    }
+  /** S = x·R from a quorum of every trust set (unwrap.ts). Throws ThresholdUnavailableError naming the nodes that failed. */
+  sharedPoint(key: ThresholdKey, r: Point): Promise<Point> {
+    return this.#collector.sharedPoint(key, r);
   }
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ThresholdCoordinator, ThresholdUnavailableError } from "../../src/threshold/coordinator.js";
+import { ThresholdCoordinator } from "../../src/threshold/coordinator.js";
 import { parseThresholdHeader, thresholdOpen, thresholdWrap } from "../../src/threshold/ecies.js";
+import { ThresholdUnavailableError } from "../../src/threshold/unwrap.js";
 import { type InProcessNode, startInProcessNode, testSigner } from "./helpers.js";
 
 const signer = testSigner();
