@@ -10,9 +10,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashToken } from "../../src/crypto/token.js";
 import { PolicyEngine, PolicyLoadError } from "../../src/policy/engine.js";
 import { initialisedNode, type TestNode } from "../helpers/node.js";
+import { caller, mintTokens } from "../helpers/policy-calls.js";
 
 const dir = mkdtempSync(join(tmpdir(), "custos-policy-gate-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -102,40 +102,12 @@ describe("policy engine: loading and identity", () => {
 
 describe("break-glass reviews through the gate", () => {
   let t: TestNode;
-  const tokens = new Map<string, string>();
-  const call = async (who: string, method: string, path: string, body?: unknown, purpose?: string) => {
-    const headers: Record<string, string> = { authorization: `Bearer ${tokens.get(who)}` };
-    if (purpose) headers["x-purpose-of-use"] = purpose;
-    if (body !== undefined) headers["content-type"] = "application/json";
-    const res = await t.node.app.request(path, {
-      method,
-      headers,
-      ...(body !== undefined && { body: JSON.stringify(body) }),
-    });
-    return {
-      status: res.status,
-      body: (await res.json()) as Record<string, unknown> & { error?: { code: string; rule?: string } },
-    };
-  };
+  let tokens = new Map<string, string>();
+  const call = (...args: Parameters<ReturnType<typeof caller>>) => caller(() => t.node.app, tokens)(...args);
 
   beforeAll(async () => {
     t = await initialisedNode({ policy: PolicyEngine.fromFile(policyFile(PEER_REVIEW)) });
-    for (const who of ["ann", "bea", "kai"]) {
-      const token = `cst_${randomBytes(32).toString("base64url")}`;
-      tokens.set(who, token);
-      const now = new Date().toISOString();
-      await t.node.store.putToken(
-        {
-          hash: hashToken(token),
-          principal: who,
-          roles: ["service"],
-          createdBy: "test",
-          createdAt: now,
-          expiresAt: null,
-        },
-        { time: now, principal: "test", operation: "tokens.create", decision: "allow" },
-      );
-    }
+    tokens = await mintTokens(t.node.store, ["ann", "bea", "kai"]);
     expect((await call("kai", "POST", "/v1/keys", { name: "ehr-nyu-notes" }, "HSYSADMIN")).status).toBe(201);
   });
   afterAll(async () => {

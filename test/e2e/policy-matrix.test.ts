@@ -13,11 +13,11 @@
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashToken } from "../../src/crypto/token.js";
 import { PURPOSES_OF_USE } from "../../src/keys/purpose.js";
 import type { Operation } from "../../src/policy/authorizer.js";
 import { PolicyEngine } from "../../src/policy/engine.js";
 import { initialisedNode, type TestNode } from "../helpers/node.js";
+import { caller, mintTokens } from "../helpers/policy-calls.js";
 
 const CONSORTIUM = fileURLToPath(new URL("../../policies/examples/consortium.yaml", import.meta.url));
 
@@ -156,43 +156,16 @@ const KEYS = ["ehr-nyu-notes", "ehr-msk-notes"];
 describe("authorisation matrix of policies/examples/consortium.yaml", () => {
   let t: TestNode;
   let engine: PolicyEngine;
-  const tokens = new Map<string, string>();
+  let tokens = new Map<string, string>();
   const ciphertexts = new Map<string, string>();
 
-  const call = async (who: string, method: string, path: string, body?: unknown, purpose?: string) => {
-    const headers: Record<string, string> = { authorization: `Bearer ${tokens.get(who)}` };
-    if (purpose !== undefined) headers["x-purpose-of-use"] = purpose;
-    if (body !== undefined) headers["content-type"] = "application/json";
-    const res = await t.node.app.request(path, {
-      method,
-      headers,
-      ...(body !== undefined && { body: JSON.stringify(body) }),
-    });
-    return {
-      status: res.status,
-      body: (await res.json()) as { error?: { code: string; rule?: string }; ciphertext?: string },
-    };
-  };
+  const call = (...args: Parameters<ReturnType<typeof caller>>) => caller(() => t.node.app, tokens)(...args);
 
   beforeAll(async () => {
     engine = PolicyEngine.fromFile(CONSORTIUM);
     t = await initialisedNode({ policy: engine });
-    for (const who of [...PRINCIPALS, "jo", "msk-ehr-store", "pat"]) {
-      const token = `cst_${randomBytes(32).toString("base64url")}`;
-      tokens.set(who, token);
-      await t.node.store.putToken(
-        {
-          hash: hashToken(token),
-          principal: who,
-          // Roles in a token are the role table's; with a policy the policy's roles count.
-          roles: ["service"],
-          createdBy: "test",
-          createdAt: new Date().toISOString(),
-          expiresAt: null,
-        },
-        { time: new Date().toISOString(), principal: "test", operation: "tokens.create", decision: "allow" },
-      );
-    }
+    // Roles in a token are the role table's; with a policy the policy's roles count.
+    tokens = await mintTokens(t.node.store, [...PRINCIPALS, "jo", "msk-ehr-store", "pat"]);
     const admin = { "ehr-nyu": "lee", "ehr-msk": "jo" } as const;
     const store = { "ehr-nyu": "nyu-ehr-store", "ehr-msk": "msk-ehr-store" } as const;
     for (const prefix of ["ehr-nyu", "ehr-msk"] as const) {
