@@ -354,10 +354,15 @@ export async function main(): Promise<void> {
   expectThat(/Status: +approved/.test(lou), "jo's approval completes it");
   say("jo (Memorial Sloan Kettering) approves with the CLI (custos approvals approve):");
   say(lou.replace(/^/gm, "  ").trimEnd());
-  const executed = await api("kim", "POST", `/v1/approvals/${id}/execute`);
-  expectThat(executed.status === 200, `execute: ${refusal(executed)}`);
-  const key = (executed.body.result as { state: string; deletionAt: string }) ?? {};
-  say(`kim executes the approval: ehr-weill-legacy is ${key.state} (destroyed at ${key.deletionAt})`);
+  const executed = await cli(["keys", "destroy", "ehr-weill-legacy"], {
+    ...env,
+    CUSTOS_TOKEN: tokens.get("kim") as string,
+    CUSTOS_PURPOSE: "HSYSADMIN",
+    CUSTOS_APPROVAL_ID: id,
+  });
+  expectThat(/State: +pending-destruction/.test(executed), "the approved destruction ran");
+  say("kim runs the approved request (CUSTOS_APPROVAL_ID=… custos keys destroy ehr-weill-legacy):");
+  say(executed.replace(/^/gm, "  ").trimEnd());
   const again = await api("kim", "POST", `/v1/approvals/${id}/execute`);
   expectThat(again.status === 409, "an approval runs once");
   say(`kim executes it a second time: REFUSED (${refusal(again)})`);

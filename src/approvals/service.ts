@@ -7,9 +7,9 @@
  * this module only stores, refuses and audits. The identity is the policy
  * principal: a `cst_` token, a JWT and a client certificate that resolve to
  * the same principal name are the same person, so the requester can never
- * approve through a second credential. Every refusal checked here mirrors a
- * condition of `countApprovals`, so every approval stored counts; the
- * execution still re-decides with the policy in force at that moment.
+ * approve through a second credential. Who may vote is src/approvals/
+ * vote-rules.ts, which mirrors `countApprovals`, so every approval stored
+ * counts; the execution still re-decides with the policy in force then.
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -17,18 +17,12 @@ import { type Auditor, durably } from "../audit/auditor.js";
 import { KEY_NAME_RE } from "../crypto/envelope.js";
 import { CustosError } from "../errors.js";
 import type { Decision, Principal } from "../policy/authorizer.js";
-import {
-  approvalRuleFor,
-  conflictAmong,
-  countApprovals,
-  decide,
-  type GivenApproval,
-  isEligible,
-} from "../policy/decide.js";
+import { approvalRuleFor, countApprovals, decide, type GivenApproval } from "../policy/decide.js";
 import { type ApprovalRule, durationMs, type PolicyOperation } from "../policy/document.js";
 import type { PolicyEngine } from "../policy/engine.js";
 import type { ApprovalRecord, Store } from "../store/store.js";
 import { type BoundParameters, bindParameters, documentDigest } from "./binding.js";
+import { voteRefusal } from "./vote-rules.js";
 
 export type ApprovalStatus = "pending" | "approved" | "denied" | "executed" | "expired";
 
@@ -110,6 +104,14 @@ export class ApprovalService {
             ] as const);
       await this.#refuse(base, d.rule, message, new CustosError(status, code, message, { rule: d.rule }));
     }
+    // Only now, for a caller the policy would let do it: whether the key exists is not everyone's to learn.
+    if (
+      input.key !== undefined &&
+      input.operation !== "create" &&
+      (await this.store.getKey(input.key)) === null
+    ) {
+      throw new CustosError(404, "not_found", `no key '${input.key}'`);
+    }
     const rule = approvalRuleFor(policy, input.operation, input.key, principal.organisation) as ApprovalRule;
     const record: ApprovalRecord = {
       id: randomUUID(),
@@ -182,59 +184,14 @@ export class ApprovalService {
     const refuse = (status: 403 | 409, code: string, rule: string, message: string) =>
       this.#refuse(base, rule, message, new CustosError(status, code, message, { rule }));
     await this.#pendingOrRefuse(record, (code, rule, message) => refuse(409, code, rule, message));
-    if (principal.id === record.requester) {
-      await refuse(
-        403,
-        "self_approval",
-        "approval:self",
-        `${principal.id} requested approval ${id} and cannot ${approve ? "approve" : "deny"} it, under any credential (signed in ${principal.via ?? "by token"}; tokens, JWTs and certificates of one principal are one person)`,
-      );
-    }
-    const rule = this.engine.policy.approvals.find((a) => a.id === record.rule);
-    if (!rule) {
-      await refuse(
-        409,
-        "rule_gone",
-        "approval:rule-gone",
-        `the policy no longer has approval rule ${record.rule}`,
-      );
-    }
-    const r = rule as ApprovalRule;
-    const conflict = conflictAmong(this.engine.policy, principal.roles);
-    if (conflict || !isEligible(r.eligible, principal)) {
-      await refuse(
-        403,
-        "not_eligible",
-        "approval:not-eligible",
-        `${principal.id} is not eligible under ${r.id} (${[...r.eligible.roles, ...r.eligible.principals].join(", ")}${conflict ? `; holds conflicting roles ${conflict.join("/")}` : ""})`,
-      );
-    }
-    if (approve && r.outsideRequesterOrganisation && principal.organisation === record.organisation) {
-      await refuse(
-        403,
-        "same_organisation",
-        "approval:outside-organisation",
-        `${r.id} needs approvers from outside ${record.organisation}, the requester's organisation`,
-      );
-    }
-    if (approve && record.approvals.some((v) => v.principal === principal.id)) {
-      await refuse(409, "already_approved", "approval:once", `${principal.id} has already approved ${id}`);
-    }
-    const sameOrg = record.approvals.find((v) => v.organisation === principal.organisation);
-    if (approve && r.distinctOrganisations && sameOrg) {
-      await refuse(
-        403,
-        "organisation_already_approved",
-        "approval:distinct-organisations",
-        `${r.id} needs approvers from distinct organisations; ${sameOrg.principal} of ${principal.organisation} has approved already`,
-      );
-    }
+    const refusal = voteRefusal(this.engine.policy, record, principal, approve);
+    if (refusal) await refuse(refusal.status, refusal.code, refusal.rule, refusal.message);
     const at = this.now().toISOString();
     const event = this.auditor.event({
       ...base,
       decision: "allow",
       purpose: record.purpose,
-      rule: `approval:${r.id}`,
+      rule: `approval:${record.rule}`,
       reason: `approval ${id} (${describe(record)}) ${approve ? "approved" : "denied"} by ${principal.id} of ${principal.organisation}${note ? `: ${note}` : ""}`,
     });
     if (approve) {

@@ -2,7 +2,9 @@
  * The CLI's HTTP client, after the `vault` CLI's conventions: the server is
  * `CUSTOS_ADDR` (default http://127.0.0.1:8200), the token `CUSTOS_TOKEN`, and
  * — for a server running a policy — the purpose of use of requests that do
- * not carry one in their body, `CUSTOS_PURPOSE` (sent as X-Purpose-Of-Use).
+ * not carry one in their body, `CUSTOS_PURPOSE` (sent as X-Purpose-Of-Use),
+ * and the approval a command runs under, `CUSTOS_APPROVAL_ID` (sent as
+ * X-Approval-Id: e.g. a rekey the policy lets run only with approvals).
  * Every failure becomes a `CliError` carrying the documented exit code and a
  * message that says what to do next; server errors keep their code and the
  * details the server gave (which custodian, which field).
@@ -51,6 +53,8 @@ export class Client {
     if (body !== undefined) headers["content-type"] = "application/json";
     const purpose = process.env.CUSTOS_PURPOSE;
     if (purpose) headers["x-purpose-of-use"] = purpose;
+    const approval = process.env.CUSTOS_APPROVAL_ID;
+    if (approval) headers["x-approval-id"] = approval;
     if (opts.auth !== false) {
       if (!this.token) {
         throw new CliError("no token: set CUSTOS_TOKEN (or pass --token) to a custos token", EXIT.usage);

@@ -1,8 +1,8 @@
 /**
  * Four eyes through the HTTP API, in memory: a key destruction and a policy
  * change governed by the policy's approval rules. Self-approval is refused
- * under the requester's token and under a JWT that maps to the same policy
- * principal; two approvers of one organisation are refused where distinct
+ * under the requester's token, under a JWT and under a client certificate
+ * that map to the same policy principal; two approvers of one organisation are refused where distinct
  * organisations are required; an expired approval, other parameters than
  * those approved (another key, another policy document) and a second
  * execution are refused — of two racing executions exactly one wins; a
@@ -15,7 +15,10 @@ import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JwtVerifier } from "../../src/api/jwt.js";
+import { ApprovalService } from "../../src/approvals/service.js";
+import { Auditor } from "../../src/audit/auditor.js";
 import { hashToken } from "../../src/crypto/token.js";
+import type { Principal } from "../../src/policy/authorizer.js";
 import { PolicyEngine } from "../../src/policy/engine.js";
 import { initialisedNode, type TestNode } from "../helpers/node.js";
 
@@ -164,6 +167,11 @@ describe("approvals API (four eyes)", () => {
       extra: 1,
     });
     expect(bad.status).toBe(400);
+    const missing = await call("kim", "POST", "/v1/approvals", {
+      operation: "destroy",
+      key: "ehr-weill-nothing",
+    });
+    expect(missing).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
   });
 
   it("refuses self-approval, under the requester's token and under a JWT of the same principal", async () => {
@@ -182,6 +190,18 @@ describe("approvals API (four eyes)", () => {
     expect(second.body.error?.message).toMatch(/jwt:weill-sso-admins/);
     const denySelf = await call("kim-jwt", "POST", `/v1/approvals/${id}/deny`, { note: "never mind" });
     expect(denySelf).toMatchObject({ status: 403, body: { error: { code: "self_approval" } } });
+    // A client certificate with CN=kim is kim too (the policy has no x509 rule, so the CN names the principal).
+    const viaCert = t.node.policy?.fromClaims({ iss: "x509", cn: "kim", sub: "kim" }, "mtls");
+    expect(viaCert).toMatchObject({ id: "kim", via: "mtls:cn" });
+    const service = new ApprovalService(
+      t.node.store,
+      new Auditor(t.node.store),
+      t.node.policy as PolicyEngine,
+    );
+    await expect(service.vote(viaCert as Principal, id, true, undefined, "req-cert")).rejects.toMatchObject({
+      status: 403,
+      code: "self_approval",
+    });
     const shown = await call("lee", "GET", `/v1/approvals/${id}`);
     expect(shown.body).toMatchObject({ status: "pending", counted: 0, required: 2, approvals: [] });
   });
