@@ -392,7 +392,7 @@ describe("policy server over HTTPS (tokens, JWT, mutual TLS, reload, break-glass
     expect((await decrypt("dr-wong", "ehr-nyu-notes", "TREAT")).status).toBe(200);
   }, 60_000);
 
-  it("refuses to start with a policy in which a principal holds conflicting roles (exit 2)", async () => {
+  it("refuses to start with a policy (CUSTOS_POLICY) in which a principal holds conflicting roles (exit 2)", async () => {
     const bad = f(`bad-${randomUUID()}.yaml`);
     writeFileSync(
       bad,
@@ -401,7 +401,10 @@ describe("policy server over HTTPS (tokens, JWT, mutual TLS, reload, break-glass
         "wes: { name: Wes Hall, organisation: weill, roles: [dc-operator, custodian] }",
       ),
     );
-    const r = await runCli(["server", "--dev", "--no-tpm", "--listen", "127.0.0.1:0", "--policy", bad]);
+    // Through CUSTOS_POLICY, the flag's environment variable.
+    const r = await runCli(["server", "--dev", "--no-tpm", "--listen", "127.0.0.1:0"], {
+      CUSTOS_POLICY: bad,
+    });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/refused.*\n.*CUS003 sod\/conflicting-roles/);
   }, 60_000);
