@@ -15,7 +15,7 @@
  */
 import { createHash } from "node:crypto";
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { b64u, concatBytes, u8, utf8, zero } from "../crypto/bytes.js";
+import { b64u, concatBytes, u8, u32be, utf8, zero } from "../crypto/bytes.js";
 import { HpkeOpenError, hpkeOpen, hpkeSeal } from "../crypto/hpke.js";
 import type { Secret } from "../crypto/secret.js";
 import { deal, evaluate, verifyShare } from "./feldman.js";
@@ -36,7 +36,10 @@ export function roundHash(round: Round): Uint8Array {
 export function dealingMessage(round: Round, d: Omit<Dealing, "signature">): Uint8Array {
   const parts: Uint8Array[] = [DEALING_LABEL, roundHash(round), u8(d.from), u8(d.commitments.length)];
   for (const c of d.commitments) parts.push(b64u.decode(c, "commitment"));
-  for (const s of d.shares) parts.push(u8(s.to), b64u.decode(s.enc, "enc"), utf8(s.ciphertext));
+  for (const s of d.shares) {
+    const ct = b64u.decode(s.ciphertext, "ciphertext");
+    parts.push(u8(s.to), b64u.decode(s.enc, "enc"), u32be(ct.length), ct);
+  }
   return concatBytes(...parts);
 }
 

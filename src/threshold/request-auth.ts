@@ -41,13 +41,14 @@ export function requestMessage(
 ): Uint8Array {
   const m = utf8(method.toUpperCase());
   const p = utf8(path);
+  if (p.length > 255) throw new RangeError("path must be at most 255 bytes");
   const bodyHash = createHash("sha256").update(body).digest();
   return concatBytes(
     REQUEST_LABEL,
     u8(m.length),
     m,
-    u8(Math.min(p.length, 255)),
-    p.subarray(0, 255),
+    u8(p.length),
+    p,
     shareNodeKey,
     u64be(timestamp),
     nonce,

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JwtVerifier } from "../../src/api/jwt.js";
+import { documentDigest } from "../../src/approvals/binding.js";
 import { ApprovalService } from "../../src/approvals/service.js";
 import { Auditor } from "../../src/audit/auditor.js";
 import { hashToken } from "../../src/crypto/token.js";
@@ -296,6 +297,18 @@ describe("approvals API (four eyes)", () => {
     expect(done.status, JSON.stringify(done.body)).toBe(200);
     expect(done.body.digest).toBe(digest.digest);
     expect(t.node.policy?.digest ?? digest.digest).toBe(digest.digest);
+    // The same through /execute, for a document hashed by the requester (what `--file` sends).
+    writeFileSync(policyFile, `${approvedText}# second revision\n`);
+    const next = await request("lee", {
+      operation: "policy-change",
+      digest: documentDigest(readFileSync(policyFile)),
+    });
+    expect(await approve("jo", next)).toMatchObject({ status: 200, body: { status: "pending", counted: 1 } });
+    await approve("kim", next);
+    const ran = await execute("lee", next);
+    expect(ran.status, JSON.stringify(ran.body)).toBe(200);
+    expect(ran.body).toMatchObject({ approval: { status: "executed" }, result: { ok: true } });
+    expect(t.node.policy?.digest).toBe(documentDigest(readFileSync(policyFile)));
   });
 
   it("audits every step", async () => {
