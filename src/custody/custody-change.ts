@@ -13,24 +13,19 @@
  * only one, before a restart and after. A restart, a seal, a cancel or the
  * idle timer discards the pending change; at start an unfinished change
  * found in the audit log is recorded as abandoned, naming the custody that
- * stays. Every step is audited.
+ * stays. Every step is audited. (One state machine, so one file: its checks
+ * live in change-checks.ts, its new shares in change-shares.ts, the
+ * re-sealing in root-reseal.ts.)
  */
 import type { Auditor } from "../audit/auditor.js";
-import { b64u, constantTimeEqual, hex } from "../crypto/bytes.js";
+import { b64u, hex } from "../crypto/bytes.js";
 import { SoftwareKeyHandle } from "../crypto/key-handle.js";
 import { Secret } from "../crypto/secret.js";
-import { combineShares } from "../crypto/shamir.js";
 import { CustosError } from "../errors.js";
 import type { SealConfig, Store } from "../store/store.js";
-import {
-  commitmentAt,
-  custodianLeaves,
-  initIdBytes,
-  makeChangeShares,
-  treeInputOf,
-} from "./change-shares.js";
+import { checkConfirmation, checkCurrentShare, combineQuorum, lastEvent, pathsOf } from "./change-checks.js";
+import { custodianLeaves, makeChangeShares, treeInputOf } from "./change-shares.js";
 import { crashPoint } from "./crash-point.js";
-import { checkFlatSubmission } from "./flat-unseal.js";
 import type { NodeIdentity } from "./node-identity.js";
 import type { NodeShares } from "./node-shares.js";
 import { type ShareRefusal, ShareRefusedError } from "./refusal.js";
@@ -38,14 +33,8 @@ import { resealAll } from "./root-reseal.js";
 import type { SealManager } from "./seal.js";
 import type { UnsealSubmission } from "./share-format.js";
 import { checkTree, type GateStatus, gateStatus, type TreeInput, TreeInputSchema, treeOf } from "./tree.js";
-import {
-  openTreeUnsealSubmission,
-  TREE_UNSEAL_FORMAT,
-  type TreeShareFile,
-  type TreeUnsealSubmission,
-} from "./tree-share-format.js";
-import { verifyLeaf } from "./tree-split.js";
-import { checkTreeSubmission, combineTree, treeSatisfied } from "./tree-unseal.js";
+import { TREE_UNSEAL_FORMAT, type TreeShareFile, type TreeUnsealSubmission } from "./tree-share-format.js";
+import { treeSatisfied } from "./tree-unseal.js";
 import { UnsealCeremony } from "./unseal-ceremony.js";
 
 export type ChangeKind = "rekey" | "rotate-root";
@@ -220,41 +209,29 @@ export class CustodyChanger {
     return this.#serially(async () => {
       const c = this.#active();
       const config = this.seal.config as SealConfig;
-      const label = sub.format === TREE_UNSEAL_FORMAT ? sub.path : sub.custodian;
-      if (c.pending)
+      if (c.pending) {
+        const who = sub.format === TREE_UNSEAL_FORMAT ? sub.path : sub.custodian;
         return this.#refuse(
           c,
-          label,
+          who,
           "wrong_ceremony",
           requestId,
           "the quorum is complete; confirm the new shares",
         );
-      let key: string;
-      let value: Secret;
-      if (sub.format === TREE_UNSEAL_FORMAT) {
-        if (!config.tree) return this.#refuse(c, label, "wrong_format", requestId);
-        const checked = await checkTreeSubmission(config, config.tree, c.ceremony, sub);
-        if (!checked.ok) return this.#refuse(c, checked.path, checked.reason, requestId);
-        key = checked.path;
-        value = checked.value;
-      } else {
-        if (config.tree) return this.#refuse(c, label, "wrong_format", requestId);
-        const checked = await checkFlatSubmission(config, c.ceremony, sub);
-        if (!checked.ok) return this.#refuse(c, label, checked.reason, requestId);
-        key = sub.custodian;
-        value = checked.share;
       }
-      c.ceremony.accepted.set(key, value);
+      const checked = await checkCurrentShare(config, c.ceremony, sub);
+      if (!checked.ok) return this.#refuse(c, checked.who, checked.reason, requestId);
+      c.ceremony.accepted.set(checked.key, checked.value);
       try {
-        await this.#audit(c, "submit", `current share of ${key} accepted`, requestId);
+        await this.#audit(c, "submit", `current share of ${checked.key} accepted`, requestId);
       } catch (err) {
-        c.ceremony.accepted.delete(key);
-        value.dispose();
+        c.ceremony.accepted.delete(checked.key);
+        checked.value.dispose();
         throw err;
       }
       this.#arm();
-      const paths = pathsOf(config, c.ceremony);
-      if (treeSatisfied(treeOf(config), paths)) await this.#quorum(c, config, requestId);
+      if (treeSatisfied(treeOf(config), pathsOf(config, c.ceremony)))
+        await this.#quorum(c, config, requestId);
       return this.status();
     });
   }
@@ -266,24 +243,8 @@ export class CustodyChanger {
       const pending = c.pending;
       if (!pending)
         return this.#refuse(c, sub.path, "wrong_ceremony", requestId, "the quorum is not complete yet");
-      if (sub.nonce !== hex.encode(c.ceremony.nonce))
-        return this.#refuse(c, sub.path, "wrong_ceremony", requestId);
-      const commitment = commitmentAt(pending.config, sub.path);
-      if (commitment === null) return this.#refuse(c, sub.path, "unknown_path", requestId);
-      let ok = false;
-      try {
-        const payload = await openTreeUnsealSubmission(sub, c.ceremony.privateKey, c.ceremony.nonce);
-        const newInit = initIdBytes(pending.config);
-        ok =
-          constantTimeEqual(payload.initId, newInit) &&
-          verifyLeaf(newInit, sub.path, payload.value.reveal(), commitment);
-        payload.value.dispose();
-        if (!constantTimeEqual(payload.initId, newInit))
-          return this.#refuse(c, sub.path, "wrong_init", requestId);
-      } catch {
-        return this.#refuse(c, sub.path, "undecryptable", requestId);
-      }
-      if (!ok) return this.#refuse(c, sub.path, "commitment_mismatch", requestId);
+      const checked = await checkConfirmation(pending.config, c.ceremony, sub);
+      if (!checked.ok) return this.#refuse(c, sub.path, checked.reason, requestId);
       pending.confirmed.add(sub.path);
       await this.#audit(c, "confirm", `new share at ${sub.path} confirmed by its custodian`, requestId);
       this.#arm();
@@ -304,12 +265,7 @@ export class CustodyChanger {
     const holders = [...c.ceremony.accepted.keys()];
     let rk: Secret;
     try {
-      rk = config.tree
-        ? await combineTree(config, config.tree, c.ceremony.accepted)
-        : await combineShares(
-            [...c.ceremony.accepted.values()].map((s) => s.reveal()),
-            b64u.decode(config.kcv, "kcv"),
-          );
+      rk = await combineQuorum(config, c.ceremony);
     } catch {
       await this.#discard(
         "custos",
@@ -486,24 +442,5 @@ export class CustodyChanger {
     const run = this.#queue.then(task, task);
     this.#queue = run.catch(() => undefined);
     return run;
-  }
-}
-
-/** The leaf paths the accepted shares stand for (flat custody: `root/custodian:<id>`). */
-function pathsOf(config: SealConfig, ceremony: UnsealCeremony): string[] {
-  const keys = [...ceremony.accepted.keys()];
-  return config.tree ? keys : keys.map((id) => `root/custodian:${id}`);
-}
-
-/** The newest audit event of an operation, or null. */
-async function lastEvent(store: Store, operation: string) {
-  let from = 1;
-  let last = null;
-  for (;;) {
-    const page = await store.searchAudit({ operation, fromSeq: from, limit: 1000 });
-    if (page.length === 0) return last;
-    last = page[page.length - 1]?.event ?? last;
-    if (page.length < 1000) return last;
-    from = (last?.seq ?? from) + 1;
   }
 }
