@@ -3,7 +3,7 @@
  * runs as its own process — it starts a real server with the consortium
  * policy, plays the scenario and checks each step itself — and this test
  * checks that it exits 0 and prints the lines that carry the story: a
- * quorum from two hospitals, treatment across hospitals allowed, a purpose
+ * custody tree whose quorum needs two hospitals, treatment across hospitals allowed, a purpose
  * not granted and a data-centre operator refused, break-glass flagged and
  * reviewed, a destruction approved by two other hospitals, and the
  * disclosures report for the patient.
@@ -25,7 +25,8 @@ it("plays the consortium scenario end to end against a real server", async () =>
   });
   expect(code, out).toBe(0);
   for (const line of [
-    /still sealed \(3 of 4\): one hospital alone cannot/,
+    /still SEALED: one hospital alone cannot/,
+    /root\/1 \(weill\): 2 of 3, 2 present, satisfied/,
     /UNSEALED by custodians of two hospitals/,
     /Dr\. Patel \(NYU\) reads Weill's admission note for TREAT: allowed across hospitals/,
     /for HPAYMT \(billing\): REFUSED \(403 forbidden, rule default-deny\)/,
