@@ -18,13 +18,21 @@
  * re-sealing in root-reseal.ts.)
  */
 import type { Auditor } from "../audit/auditor.js";
-import { b64u, hex } from "../crypto/bytes.js";
+import { hex } from "../crypto/bytes.js";
 import { SoftwareKeyHandle } from "../crypto/key-handle.js";
 import { Secret } from "../crypto/secret.js";
 import { CustosError } from "../errors.js";
 import type { SealConfig, Store } from "../store/store.js";
 import { checkConfirmation, checkCurrentShare, combineQuorum, lastEvent, pathsOf } from "./change-checks.js";
 import { custodianLeaves, makeChangeShares, treeInputOf } from "./change-shares.js";
+import {
+  type Change,
+  type ChangeKind,
+  type ChangeStatus,
+  changeStatus,
+  type Pending,
+} from "./change-status.js";
+
 import { crashPoint } from "./crash-point.js";
 import type { NodeIdentity } from "./node-identity.js";
 import type { NodeShares } from "./node-shares.js";
@@ -32,50 +40,15 @@ import { type ShareRefusal, ShareRefusedError } from "./refusal.js";
 import { resealAll } from "./root-reseal.js";
 import type { SealManager } from "./seal.js";
 import type { UnsealSubmission } from "./share-format.js";
-import { checkTree, type GateStatus, gateStatus, type TreeInput, TreeInputSchema, treeOf } from "./tree.js";
-import { TREE_UNSEAL_FORMAT, type TreeShareFile, type TreeUnsealSubmission } from "./tree-share-format.js";
+import { checkTree, type TreeInput, TreeInputSchema, treeOf } from "./tree.js";
+import { TREE_UNSEAL_FORMAT, type TreeUnsealSubmission } from "./tree-share-format.js";
 import { treeSatisfied } from "./tree-unseal.js";
 import { UnsealCeremony } from "./unseal-ceremony.js";
 
-export type ChangeKind = "rekey" | "rotate-root";
+export type { ChangeKind, ChangeStatus } from "./change-status.js";
+
 export const DEFAULT_CHANGE_IDLE_MS = 60 * 60_000;
 const OP = "sys.rekey";
-
-export interface ChangeStatus {
-  active: boolean;
-  kind: ChangeKind | null;
-  /** "quorum": current shares wanted; "confirming": new shares out, confirmations wanted. */
-  phase: "quorum" | "confirming" | null;
-  nonce: string | null;
-  ceremonyPublicKey: string | null;
-  ceremonySignature: string | null;
-  expiresAt: string | null;
-  initId: string | null;
-  rootGeneration: number;
-  /** The current tree with the quorum's progress. */
-  quorum: GateStatus | null;
-  submitted: string[];
-  newInitId: string | null;
-  newRootGeneration: number | null;
-  /** The custodians' new share files (each HPKE-sealed to its custodian). */
-  shareFiles: TreeShareFile[];
-  confirmed: string[];
-  unconfirmed: string[];
-}
-
-interface Pending {
-  config: SealConfig;
-  shareFiles: TreeShareFile[];
-  confirmed: Set<string>;
-  newRootKey: Secret | null;
-}
-
-interface Change {
-  kind: ChangeKind;
-  tree: TreeInput | null;
-  ceremony: UnsealCeremony;
-  pending: Pending | null;
-}
 
 export class CustodyChanger {
   #change: Change | null = null;
@@ -121,31 +94,7 @@ export class CustodyChanger {
   }
 
   status(): ChangeStatus {
-    const c = this.#change;
-    const config = this.seal.config;
-    const pending = c?.pending ?? null;
-    const unconfirmed = pending
-      ? custodianLeaves(pending.config).filter((l) => !pending.confirmed.has(l.path))
-      : [];
-    return {
-      active: c !== null,
-      kind: c?.kind ?? null,
-      phase: c === null ? null : pending ? "confirming" : "quorum",
-      nonce: c ? hex.encode(c.ceremony.nonce) : null,
-      ceremonyPublicKey: c ? b64u.encode(c.ceremony.publicKey) : null,
-      ceremonySignature: c ? b64u.encode(c.ceremony.signature) : null,
-      expiresAt: c?.ceremony.expiresAt ? new Date(c.ceremony.expiresAt).toISOString() : null,
-      initId: config?.initId ?? null,
-      rootGeneration: config?.rootGeneration ?? 0,
-      quorum:
-        c && config && !pending ? gateStatus(treeOf(config), new Set(pathsOf(config, c.ceremony))) : null,
-      submitted: c ? [...c.ceremony.accepted.keys()] : [],
-      newInitId: pending?.config.initId ?? null,
-      newRootGeneration: pending?.config.rootGeneration ?? null,
-      shareFiles: pending?.shareFiles ?? [],
-      confirmed: pending ? [...pending.confirmed] : [],
-      unconfirmed: unconfirmed.map((l) => l.path),
-    };
+    return changeStatus(this.#change, this.seal.config);
   }
 
   /** Starts a rekey (a new tree is required) or a root rotation (the current tree unless one is given). */
@@ -223,7 +172,14 @@ export class CustodyChanger {
       if (!checked.ok) return this.#refuse(c, checked.who, checked.reason, requestId);
       c.ceremony.accepted.set(checked.key, checked.value);
       try {
-        await this.#audit(c, "submit", `current share of ${checked.key} accepted`, requestId);
+        await this.#audit(
+          c,
+          "submit",
+          `current share of ${checked.key} accepted`,
+          requestId,
+          "allow",
+          holderOf(checked.key),
+        );
       } catch (err) {
         c.ceremony.accepted.delete(checked.key);
         checked.value.dispose();
@@ -246,7 +202,14 @@ export class CustodyChanger {
       const checked = await checkConfirmation(pending.config, c.ceremony, sub);
       if (!checked.ok) return this.#refuse(c, sub.path, checked.reason, requestId);
       pending.confirmed.add(sub.path);
-      await this.#audit(c, "confirm", `new share at ${sub.path} confirmed by its custodian`, requestId);
+      await this.#audit(
+        c,
+        "confirm",
+        `new share at ${sub.path} confirmed by its custodian`,
+        requestId,
+        "allow",
+        holderOf(sub.path),
+      );
       this.#arm();
       await this.#switchIfConfirmed(c, requestId);
       return this.status();
@@ -376,8 +339,15 @@ export class CustodyChanger {
     requestId?: string,
     why?: string,
   ): Promise<never> {
-    await this.#audit(c, "submit", `${who}: ${reason}${why ? ` (${why})` : ""}`, requestId, "deny");
-    const custodian = who.includes(":") ? who.slice(who.lastIndexOf(":") + 1) : who;
+    const custodian = holderOf(who);
+    await this.#audit(
+      c,
+      "submit",
+      `${who}: ${reason}${why ? ` (${why})` : ""}`,
+      requestId,
+      "deny",
+      custodian,
+    );
     throw new ShareRefusedError(custodian, reason, who.startsWith("root") ? who : undefined);
   }
 
@@ -387,11 +357,13 @@ export class CustodyChanger {
     what: string,
     requestId?: string,
     decision: "allow" | "deny" | "error" = "allow",
+    custodian?: string,
   ) {
     const nonce = hex.encode(c.ceremony.nonce);
     return this.auditor.record(
       this.auditor.event({
-        principal: "custos",
+        principal: custodian ? `custodian:${custodian}` : "custos",
+        ...(custodian ? { custodian } : {}),
         operation: `${OP}.${step}`,
         decision,
         reason: `${c.kind} ${nonce}: ${what}`,
@@ -443,4 +415,9 @@ export class CustodyChanger {
     this.#queue = run.catch(() => undefined);
     return run;
   }
+}
+
+/** The custodian a leaf path or flat custodian id names: `root/1/custodian:alice` → `alice`. */
+function holderOf(who: string): string {
+  return who.includes(":") ? who.slice(who.lastIndexOf(":") + 1) : who;
 }

@@ -1,0 +1,80 @@
+/**
+ * What a custody change is while it runs (docs/FORMATS.md §5.9) and what
+ * `GET /v1/sys/rekey` shows of it: the kind, the ceremony (nonce, key,
+ * accepted current shares), and once the quorum is in, the pending custody
+ * with its share files and the leaves confirmed so far. Public by design:
+ * nothing here is secret but the ceremony's private key and the accepted
+ * shares, which the view never shows.
+ */
+import { b64u, hex } from "../crypto/bytes.js";
+import type { Secret } from "../crypto/secret.js";
+import type { SealConfig } from "../store/store.js";
+import { pathsOf } from "./change-checks.js";
+import { custodianLeaves } from "./change-shares.js";
+import { type GateStatus, gateStatus, type TreeInput, treeOf } from "./tree.js";
+import type { TreeShareFile } from "./tree-share-format.js";
+import type { UnsealCeremony } from "./unseal-ceremony.js";
+
+export type ChangeKind = "rekey" | "rotate-root";
+
+export interface ChangeStatus {
+  active: boolean;
+  kind: ChangeKind | null;
+  /** "quorum": current shares wanted; "confirming": new shares out, confirmations wanted. */
+  phase: "quorum" | "confirming" | null;
+  nonce: string | null;
+  ceremonyPublicKey: string | null;
+  ceremonySignature: string | null;
+  expiresAt: string | null;
+  initId: string | null;
+  rootGeneration: number;
+  /** The current tree with the quorum's progress. */
+  quorum: GateStatus | null;
+  submitted: string[];
+  newInitId: string | null;
+  newRootGeneration: number | null;
+  /** The custodians' new share files (each HPKE-sealed to its custodian). */
+  shareFiles: TreeShareFile[];
+  confirmed: string[];
+  unconfirmed: string[];
+}
+
+export interface Pending {
+  config: SealConfig;
+  shareFiles: TreeShareFile[];
+  confirmed: Set<string>;
+  newRootKey: Secret | null;
+}
+
+export interface Change {
+  kind: ChangeKind;
+  tree: TreeInput | null;
+  ceremony: UnsealCeremony;
+  pending: Pending | null;
+}
+
+/** The public view of the change in progress (or of none). */
+export function changeStatus(c: Change | null, config: SealConfig | null): ChangeStatus {
+  const pending = c?.pending ?? null;
+  const unconfirmed = pending
+    ? custodianLeaves(pending.config).filter((l) => !pending.confirmed.has(l.path))
+    : [];
+  return {
+    active: c !== null,
+    kind: c?.kind ?? null,
+    phase: c === null ? null : pending ? "confirming" : "quorum",
+    nonce: c ? hex.encode(c.ceremony.nonce) : null,
+    ceremonyPublicKey: c ? b64u.encode(c.ceremony.publicKey) : null,
+    ceremonySignature: c ? b64u.encode(c.ceremony.signature) : null,
+    expiresAt: c?.ceremony.expiresAt ? new Date(c.ceremony.expiresAt).toISOString() : null,
+    initId: config?.initId ?? null,
+    rootGeneration: config?.rootGeneration ?? 0,
+    quorum: c && config && !pending ? gateStatus(treeOf(config), new Set(pathsOf(config, c.ceremony))) : null,
+    submitted: c ? [...c.ceremony.accepted.keys()] : [],
+    newInitId: pending?.config.initId ?? null,
+    newRootGeneration: pending?.config.rootGeneration ?? null,
+    shareFiles: pending?.shareFiles ?? [],
+    confirmed: pending ? [...pending.confirmed] : [],
+    unconfirmed: unconfirmed.map((l) => l.path),
+  };
+}
