@@ -18,7 +18,7 @@ import { KEY_NAME_RE } from "../crypto/envelope.js";
 import { CustosError } from "../errors.js";
 import type { Decision, Principal } from "../policy/authorizer.js";
 import { approvalRuleFor, countApprovals, decide, type GivenApproval } from "../policy/decide.js";
-import { type ApprovalRule, durationMs, type PolicyOperation } from "../policy/document.js";
+import { type ApprovalRule, durationMs, isKeyOperation, type PolicyOperation } from "../policy/document.js";
 import type { PolicyEngine } from "../policy/engine.js";
 import type { ApprovalRecord, Store } from "../store/store.js";
 import { type BoundParameters, bindParameters, documentDigest } from "./binding.js";
@@ -71,6 +71,10 @@ export class ApprovalService {
     const policy = this.engine.policy;
     if (input.key !== undefined && !KEY_NAME_RE.test(input.key)) {
       throw new CustosError(400, "invalid_request", `key: '${input.key}' is not a key name`);
+    }
+    if (isKeyOperation(input.operation) !== (input.key !== undefined)) {
+      const need = input.key === undefined ? "needs a key" : "takes no key";
+      throw new CustosError(400, "invalid_request", `key: ${input.operation} ${need}`);
     }
     const params: BoundParameters = { operation: input.operation, purpose: input.purpose };
     if (input.key !== undefined) params.key = input.key;

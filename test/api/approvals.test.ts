@@ -173,6 +173,19 @@ describe("approvals API (four eyes)", () => {
       key: "ehr-weill-nothing",
     });
     expect(missing).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
+    const keyless = await call("kim", "POST", "/v1/approvals", { operation: "destroy" });
+    expect(keyless).toMatchObject({ status: 400, body: { error: { code: "invalid_request" } } });
+    const keyed = await call("kim", "POST", "/v1/approvals", {
+      operation: "policy-change",
+      key: "ehr-weill-notes",
+    });
+    expect(keyed).toMatchObject({ status: 400, body: { error: { code: "invalid_request" } } });
+    const unbindable = await call("kim", "POST", "/v1/approvals", {
+      operation: "destroy",
+      key: "ehr-weill-notes",
+      body: { limit: 1.5 },
+    });
+    expect(unbindable).toMatchObject({ status: 400, body: { error: { code: "invalid_parameters" } } });
   });
 
   it("refuses self-approval, under the requester's token and under a JWT of the same principal", async () => {
