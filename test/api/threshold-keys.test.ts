@@ -135,5 +135,16 @@ describe("threshold keys over the API", () => {
       ciphertext: v1.ciphertext,
     });
     expect(wrongContext.body.error?.code).toBe("decryption_failed");
+
+    // Generation and refresh need every share node; unwrapping needs two of three.
+    await shareNodes[2]!.close();
+    const refresh = await api("POST", "/v1/keys/thr/refresh-shares");
+    expect(refresh.status).toBe(503);
+    expect(refresh.body.error?.code).toBe("threshold_unavailable");
+    expect(refresh.body.error).toMatchObject({ nodes: ["s3"] });
+    const rotate = await api("POST", "/v1/keys/thr/rotate");
+    expect(rotate.status).toBe(503);
+    expect(rotate.body.error?.message).toMatch(/s3/);
+    expect((await open(v1.ciphertext)).body.plaintext).toBe(v1.plaintext);
   }, 60_000);
 });
