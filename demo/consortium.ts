@@ -14,16 +14,12 @@
  * under the policy a token is its principal's name, and the root token is
  * nobody.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { generateCustodianKey } from "../src/custody/custodian-key.js";
+import { DemoServer, expectThat, freePort, ROOT_DIR, cli as run } from "./processes.js";
 
-const ROOT_DIR = fileURLToPath(new URL("..", import.meta.url));
-const BIN = join(ROOT_DIR, "bin", "custos.js");
 const POLICY = join(ROOT_DIR, "policies", "examples", "consortium.yaml");
 const PATIENT = "MRN-4471-SMITH";
 const PASSPHRASE = "consortium demo passphrase";
@@ -41,88 +37,12 @@ const PRINCIPALS = [
 
 const dir = mkdtempSync(join(tmpdir(), "custos-demo-"));
 const data = join(dir, "data");
-let server: ChildProcess | null = null;
+const cli = (args: string[], env: Record<string, string> = {}) => run(dir, args, env);
+const server = new DemoServer(data, await freePort());
 let step = 0;
 
 const say = (line = "") => process.stdout.write(`${line}\n`);
 const section = (title: string) => say(`\n== ${++step}. ${title} ==`);
-
-class DemoFailure extends Error {}
-function expectThat(ok: boolean, what: string): void {
-  if (!ok) throw new DemoFailure(what);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const address = s.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function cli(args: string[], env: Record<string, string> = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: { ...process.env, ...env }, cwd: dir, timeout: 60_000 },
-      (err, stdout, stderr) => {
-        if (err) reject(new DemoFailure(`custos ${args.join(" ")} failed: ${stderr || err.message}`));
-        else resolve(`${stdout}${stderr}`);
-      },
-    );
-  });
-}
-
-async function startServer(port: number, extra: string[]): Promise<void> {
-  const args = [
-    "server",
-    "--data-dir",
-    data,
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--log-level",
-    "warn",
-    ...extra,
-  ];
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  server = child;
-  let out = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new DemoFailure(`the server did not start:\n${out}`)), 45_000);
-    child.stdout?.on("data", () => {
-      if (/listening on/.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new DemoFailure(`the server exited with ${code}:\n${out}`));
-    });
-  });
-}
-
-async function stopServer(): Promise<void> {
-  const child = server;
-  server = null;
-  if (!child || child.exitCode !== null) return;
-  await new Promise<void>((resolve) => {
-    child.removeAllListeners("exit");
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-  });
-}
 
 interface Reply {
   status: number;
@@ -131,8 +51,7 @@ interface Reply {
 
 export async function main(): Promise<void> {
   const started = Date.now();
-  const port = await freePort();
-  const addr = `http://127.0.0.1:${port}`;
+  const addr = server.url;
   const tokens = new Map<string, string>();
   const api = async (who: string, method: string, path: string, body?: unknown, purpose?: string) => {
     const headers: Record<string, string> = { authorization: `Bearer ${tokens.get(who) ?? who}` };
@@ -165,7 +84,7 @@ export async function main(): Promise<void> {
     writeFileSync(join(dir, `${c}.pub`), `${JSON.stringify(publicFile, null, 2)}\n`);
   }
   say(`each of the nine custodians made a key pair on their own machine: ${custodians.join(", ")}`);
-  await startServer(port, []);
+  await server.start([]);
   const env = { CUSTOS_ADDR: addr };
   // The consortium policy's custody: 2 of { 2-of-3 Weill, 2-of-3 NYU, 2-of-3 MSK }, as a custody tree.
   const gates = Object.entries(CUSTODIANS).map(
@@ -186,9 +105,9 @@ export async function main(): Promise<void> {
     tokens.set(who, r.body.token as string);
   }
   say(`the root token minted a cst_ token for each policy principal: ${PRINCIPALS.join(", ")}`);
-  await stopServer();
+  await server.stop();
 
-  await startServer(port, ["--policy", POLICY]);
+  await server.start(["--policy", POLICY]);
   say("the node restarts under policies/examples/consortium.yaml: sealed, and the root token is nobody now");
   const unseal = (c: string) =>
     cli(
@@ -414,6 +333,6 @@ try {
   process.exitCode = 1;
   say(`\nDEMO FAILED: ${err instanceof Error ? err.message : String(err)}`);
 } finally {
-  await stopServer();
+  await server.stop();
   rmSync(dir, { recursive: true, force: true });
 }
