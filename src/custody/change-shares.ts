@@ -10,7 +10,7 @@
  * the old custody is untouched.
  */
 import { b64u, hex } from "../crypto/bytes.js";
-import type { Secret } from "../crypto/secret.js";
+import { Secret } from "../crypto/secret.js";
 import { CustosError } from "../errors.js";
 import type { SealConfig } from "../store/store.js";
 import type { NodeShares } from "./node-shares.js";
@@ -31,6 +31,8 @@ export interface NewCustodyShares {
   shareFiles: TreeShareFile[];
   /** Leaves confirmed by being read back (repositories, TPM). */
   nodeConfirmed: string[];
+  /** The node-held leaves written under the new init id (to be voided if the change does not happen). */
+  nodeLeaves: Leaf[];
   /** The new root key for a rotation (the caller's to dispose of); null for a rekey. */
   newRootKey: Secret | null;
 }
@@ -75,12 +77,40 @@ export async function makeChangeShares(
       if (config.kcv !== current.kcv) throw new Error("rekey split a different root key");
     }
     const nodeLeaves = made.nodeLeaves;
-    await storeNodeShares(nodeShares, made);
-    const nodeConfirmed = await readBack(nodeShares, config.initId, nodeLeaves);
-    return { config, shareFiles: made.shareFiles, nodeConfirmed, newRootKey };
+    try {
+      await storeNodeShares(nodeShares, made);
+      const nodeConfirmed = await readBack(nodeShares, config.initId, nodeLeaves);
+      return { config, shareFiles: made.shareFiles, nodeConfirmed, nodeLeaves, newRootKey };
+    } catch (err) {
+      await voidNodeShares(nodeShares, config.initId, nodeLeaves);
+      throw err;
+    }
   } catch (err) {
     newRootKey?.dispose();
     throw err;
+  }
+}
+
+/**
+ * Overwrites the node-held leaves' shares of a change that will not happen
+ * with random values (repositories have no delete): a rekey's are shares of
+ * the current root key, and must not outlive the change that made them.
+ * Best effort; answers what could not be overwritten, "" when all were.
+ */
+export async function voidNodeShares(
+  nodeShares: NodeShares | null,
+  initId: string,
+  nodeLeaves: Leaf[],
+): Promise<string> {
+  if (nodeShares === null || nodeLeaves.length === 0) return "";
+  const noise = new Map(nodeLeaves.map((l) => [l.path, Secret.random(33)]));
+  try {
+    await nodeShares.store(hex.decode(initId, "initId"), nodeLeaves, noise);
+    return "";
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    for (const v of noise.values()) v.dispose();
   }
 }
 

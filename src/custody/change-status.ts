@@ -11,7 +11,7 @@ import type { Secret } from "../crypto/secret.js";
 import type { SealConfig } from "../store/store.js";
 import { pathsOf } from "./change-checks.js";
 import { custodianLeaves } from "./change-shares.js";
-import { type GateStatus, gateStatus, type TreeInput, treeOf } from "./tree.js";
+import { type GateStatus, gateStatus, type Leaf, type TreeInput, treeOf } from "./tree.js";
 import type { TreeShareFile } from "./tree-share-format.js";
 import type { UnsealCeremony } from "./unseal-ceremony.js";
 
@@ -43,6 +43,8 @@ export interface Pending {
   config: SealConfig;
   shareFiles: TreeShareFile[];
   confirmed: Set<string>;
+  /** Repositories and TPM leaf written under the new init id. */
+  nodeLeaves: Leaf[];
   newRootKey: Secret | null;
 }
 

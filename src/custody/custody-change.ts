@@ -24,7 +24,7 @@ import { Secret } from "../crypto/secret.js";
 import { CustosError } from "../errors.js";
 import type { SealConfig, Store } from "../store/store.js";
 import { checkConfirmation, checkCurrentShare, combineQuorum, lastEvent, pathsOf } from "./change-checks.js";
-import { custodianLeaves, makeChangeShares, treeInputOf } from "./change-shares.js";
+import { custodianLeaves, makeChangeShares, treeInputOf, voidNodeShares } from "./change-shares.js";
 import {
   type Change,
   type ChangeKind,
@@ -248,6 +248,7 @@ export class CustodyChanger {
         config: made.config,
         shareFiles: made.shareFiles,
         confirmed: new Set(made.nodeConfirmed),
+        nodeLeaves: made.nodeLeaves,
         newRootKey: made.newRootKey,
       };
     } catch (err) {
@@ -312,7 +313,7 @@ export class CustodyChanger {
         await this.#audit(
           c,
           "cancel",
-          `switch failed, the current custody stays: ${(err as Error).message}`,
+          `switch failed, the current custody stays: ${(err as Error).message}${await this.#voidNodeShares(p)}`,
           requestId,
           "error",
         ).catch(() => {});
@@ -382,15 +383,25 @@ export class CustodyChanger {
     if (!c) return;
     this.#clear();
     const nonce = hex.encode(c.ceremony.nonce);
+    const voided = await this.#voidNodeShares(c.pending);
     await this.auditor.record(
       this.auditor.event({
         principal,
         operation: `${OP}.cancel`,
         decision,
-        reason: `${c.kind} ${nonce}: ${why}; the pending custody is discarded, the current one stays`,
+        reason: `${c.kind} ${nonce}: ${why}; the pending custody is discarded, the current one stays${voided}`,
         requestId,
       }),
     );
+  }
+
+  /** For the audit: "" without node-held leaves, else whether their new shares were overwritten. */
+  async #voidNodeShares(pending: Pending | null): Promise<string> {
+    if (!pending || pending.nodeLeaves.length === 0) return "";
+    const failed = await voidNodeShares(this.nodeShares, pending.config.initId, pending.nodeLeaves);
+    return failed
+      ? `; the new node-held shares could not all be overwritten: ${failed}`
+      : "; the new node-held shares were overwritten";
   }
 
   #clear(): void {

@@ -2,7 +2,8 @@
  * Custody changes with what the node holds itself (docs/FORMATS.md §5.9):
  * a rekey to `1 of {2-of-3 custodians, 2-of-2 repositories}` writes the
  * repositories' new shares beside the old ones, reads them back, and after
- * the switch and a restart the node unseals from the repositories alone; and
+ * the switch and a restart the node unseals from the repositories alone (a
+ * cancelled rekey's repository shares are overwritten); and
  * a root rotation on a node whose TPM seal is active re-seals the new root
  * to the TPM at the switch, so the node restarts unsealed by the TPM seal
  * under root generation 2 with its tpm and software keys intact (swtpm).
@@ -17,7 +18,7 @@ import { unwrap, wrap } from "../../src/crypto/envelope.js";
 import type { ShareFile } from "../../src/custody/share-format.js";
 import type { TreeShareFile } from "../../src/custody/tree-share-format.js";
 import { DirectoryRepository } from "../../src/repository/directory.js";
-import type { ShareRepository } from "../../src/repository/share-repository.js";
+import { type ShareRepository, shareKey } from "../../src/repository/share-repository.js";
 import { confirmation, type Person, people, pub, submission } from "../helpers/custodians.js";
 import { skipSwtpm, startSwtpm } from "../helpers/swtpm.js";
 
@@ -83,6 +84,19 @@ describe("custody change with node-held leaves", () => {
         { threshold: 2, of: [{ repository: "vault-a" }, { repository: "vault-b" }] },
       ],
     };
+    // A cancelled rekey leaves no usable share of the root in the repositories: they are overwritten.
+    let s = await node.custody.start("rekey", tree, "test");
+    for (const file of init.shareFiles.slice(1)) {
+      s = await node.custody.submit(await submission(file, team.find((p) => p.id === file.custodian)!, s));
+    }
+    const key = shareKey(s.newInitId!, "root/2/repository:vault-a");
+    const written = await repos.get("vault-a")!.get(key);
+    expect(written).not.toBeNull();
+    await node.custody.cancel("test");
+    expect(Buffer.from((await repos.get("vault-a")!.get(key))!).equals(Buffer.from(written!))).toBe(false);
+    const cancelled = await node.store.searchAudit({ operation: "sys.rekey.cancel" });
+    expect(cancelled.at(-1)?.event.reason).toMatch(/new node-held shares were overwritten$/);
+
     const newFiles = await change(node, "rekey", tree, init.shareFiles, team);
     expect(newFiles).toHaveLength(3);
     const shares = await node.store.searchAudit({ operation: "sys.rekey.shares" });
