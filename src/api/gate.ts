@@ -16,12 +16,12 @@
  * (src/api/approval-redeem.ts).
  */
 import { createMiddleware } from "hono/factory";
+import type { ApprovalService } from "../approvals/service.js";
 import type { Auditor } from "../audit/auditor.js";
 import { type SealManager, sealedOrUninitialised } from "../custody/seal.js";
 import { CustosError } from "../errors.js";
 import { isPurposeOfUse } from "../keys/purpose.js";
 import type { Authorizer, Decision, Operation, Principal } from "../policy/authorizer.js";
-import type { ApprovalService } from "../approvals/service.js";
 import { POLICY_OPERATION } from "../policy/engine.js";
 import type { Store } from "../store/store.js";
 import { APPROVAL_HEADER, redeemApproval } from "./approval-redeem.js";

@@ -12,9 +12,9 @@ import type Database from "better-sqlite3";
 import { appendEvent, type ChainHead, GENESIS_HASH } from "../audit/chain.js";
 import type { AuditEventInput } from "../audit/event.js";
 import { leafHash } from "../audit/merkle.js";
+import { ApprovalWrites } from "./sqlite-approvals.js";
 import { CustodyWrites } from "./sqlite-custody.js";
 import type { UnitFailure, WriteOp, WriteUnit } from "./sqlite-protocol.js";
-import { ApprovalWrites } from "./sqlite-approvals.js";
 import { ReviewWrites } from "./sqlite-reviews.js";
 import {
   type KeyRow,

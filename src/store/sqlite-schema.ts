@@ -8,8 +8,8 @@
  * writer thread creates or migrates the schema.
  */
 import type Database from "better-sqlite3";
-import type { WriterOptions } from "./sqlite-protocol.js";
 import { APPROVALS_SCHEMA } from "./sqlite-approvals.js";
+import type { WriterOptions } from "./sqlite-protocol.js";
 import { REVIEWS_SCHEMA } from "./sqlite-reviews.js";
 
 export const SCHEMA_VERSION = 6;

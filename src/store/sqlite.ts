@@ -12,9 +12,6 @@
 import { resolve as resolvePath } from "node:path";
 import Database from "better-sqlite3";
 import type { AuditEventInput, ChainedAuditEvent } from "../audit/event.js";
-import { WriterClient, type WriterStats } from "./sqlite-client.js";
-import { SEALED_RECORDS_SQL, type SealedRow } from "./sqlite-custody.js";
-import type { WriteUnit } from "./sqlite-protocol.js";
 import {
   APPROVAL_SQL,
   type ApprovalRow,
@@ -22,6 +19,9 @@ import {
   checkApproval,
   type VoteRow,
 } from "./sqlite-approvals.js";
+import { WriterClient, type WriterStats } from "./sqlite-client.js";
+import { SEALED_RECORDS_SQL, type SealedRow } from "./sqlite-custody.js";
+import type { WriteUnit } from "./sqlite-protocol.js";
 import { LIST_REVIEWS_SQL, type ReviewRow, reviewFromRow } from "./sqlite-reviews.js";
 import {
   type AuditRow,
