@@ -35,12 +35,12 @@ import {
 
 import { crashPoint } from "./crash-point.js";
 import type { NodeIdentity } from "./node-identity.js";
-import type { NodeShares } from "./node-shares.js";
+import { isNodeHeld, type NodeShares } from "./node-shares.js";
 import { type ShareRefusal, ShareRefusedError } from "./refusal.js";
 import { resealAll } from "./root-reseal.js";
 import type { SealManager } from "./seal.js";
 import type { UnsealSubmission } from "./share-format.js";
-import { checkTree, type TreeInput, TreeInputSchema, treeOf } from "./tree.js";
+import { checkTree, leaves, type TreeInput, TreeInputSchema, treeOf } from "./tree.js";
 import { TREE_UNSEAL_FORMAT, type TreeUnsealSubmission } from "./tree-share-format.js";
 import { treeSatisfied } from "./tree-unseal.js";
 import { UnsealCeremony } from "./unseal-ceremony.js";
@@ -321,6 +321,27 @@ export class CustodyChanger {
       throw err;
     }
     this.#clear();
+    await this.#voidOldNodeShares(c, from, requestId);
+  }
+
+  /**
+   * After the switch: the old custody's repository and TPM shares are
+   * overwritten. A rekey keeps the root, so they are still shares of it; a
+   * repository taken out of the tree must not keep a usable one.
+   */
+  async #voidOldNodeShares(c: Change, from: SealConfig, requestId?: string): Promise<void> {
+    const old = leaves(treeOf(from)).filter(isNodeHeld);
+    if (old.length === 0) return;
+    const failed = await voidNodeShares(this.nodeShares, from.initId, old);
+    await this.#audit(
+      c,
+      "cleanup",
+      failed
+        ? `the old custody's node-held shares could not all be overwritten: ${failed}`
+        : `the old custody's node-held shares (${old.map((l) => l.path).join(", ")}) were overwritten`,
+      requestId,
+      failed ? "error" : "allow",
+    ).catch(() => {}); // the switch stands; the operator log has the store's error
   }
 
   #active(): Change {

@@ -109,6 +109,16 @@ describe("custody change with node-held leaves", () => {
     expect(again.seal.sealed).toBe(false); // unattended, from the two repositories
     const k = await again.keys.usable("ehr");
     expect(await unwrap(k.handle, blob, CTX)).toEqual(new Uint8Array(32).fill(3));
+
+    // A rekey that takes the repositories out overwrites their shares of the (same) root.
+    const repoInit = again.seal.config!.initId;
+    const oldKey = shareKey(repoInit, "root/2/repository:vault-b");
+    const before = Buffer.from((await repos.get("vault-b")!.get(oldKey))!);
+    const custodiansOnly = { threshold: 2, of: team.map((p) => ({ custodian: p.id, publicKey: pub(p) })) };
+    await change(again, "rekey", custodiansOnly, newFiles, team);
+    expect(Buffer.from((await repos.get("vault-b")!.get(oldKey))!).equals(before)).toBe(false);
+    const cleanup = await again.store.searchAudit({ operation: "sys.rekey.cleanup" });
+    expect(cleanup.at(-1)?.event.reason).toMatch(/old custody's node-held shares .* were overwritten$/);
   });
 
   it.skipIf(skipSwtpm)(
