@@ -266,6 +266,15 @@ describe("approvals API (four eyes)", () => {
     });
   });
 
+  it("refuses an execution that would fail anyway before spending the approval", async () => {
+    const id = await request("kim", { operation: "destroy", key: "ehr-weill-images" });
+    await approve("lee", id);
+    await approve("jo", id);
+    const late = await execute("kim", id);
+    expect(late).toMatchObject({ status: 409, body: { error: { code: "key_not_usable" } } });
+    expect((await call("kim", "GET", `/v1/approvals/${id}`)).body).toMatchObject({ status: "approved" });
+  });
+
   it("ends a request denied by an eligible principal", async () => {
     const id = await request("kim", { operation: "destroy", key: "ehr-weill-labs" });
     const denied = await call("jo", "POST", `/v1/approvals/${id}/deny`, { note: "still in use by oncology" });

@@ -6,13 +6,17 @@
  * approval rules and audits it. An approved request runs once: here with
  * `POST /v1/approvals/{id}/execute` (key destruction, policy change), or on
  * the operation's own route with `X-Approval-Id` (src/api/approval-redeem.ts),
- * which is how operations with a request body (rekey) are run. Without a
- * policy there are no approval rules: every route answers 409 `no_policy`.
+ * which is how operations with a request body (rekey) are run. An execution
+ * that would fail anyway (sealed node, key gone or already scheduled) is
+ * refused before the approval is spent; one that fails after it was spent
+ * leaves it spent. Without a policy there are no approval rules: every
+ * route answers 409 `no_policy`.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { BoundParameters } from "../../approvals/binding.js";
 import type { ApprovalService } from "../../approvals/service.js";
 import { KEY_NAME_RE } from "../../crypto/envelope.js";
+import { sealedOrUninitialised } from "../../custody/seal.js";
 import { CustosError } from "../../errors.js";
 import { OPERATIONS } from "../../policy/document.js";
 import type { AppDeps } from "../app.js";
@@ -222,6 +226,15 @@ export function approvalRoutes(
         // The document on disk now: a different one than approved is refused before the approval is spent.
         ...(record.operation === "policy-change" && { digest: s.policyFileDigest() }),
       };
+      // What would fail the destruction anyway is refused before the approval is spent.
+      if (record.operation === "destroy" && record.state === "pending") {
+        if (deps.seal.sealed) throw sealedOrUninitialised(deps.seal.initialized);
+        const key = await deps.store.getKey(bound.key as string);
+        if (key === null) throw new CustosError(404, "not_found", `no key '${bound.key}'`);
+        if (key.state === "pending-destruction" || key.state === "destroyed") {
+          throw new CustosError(409, "key_not_usable", `key '${key.name}' is already ${key.state}`);
+        }
+      }
       await s.consume(principal, id, params, requestId);
       let result: unknown;
       if (record.operation === "destroy") {
