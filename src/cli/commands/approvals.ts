@@ -11,7 +11,7 @@ import type { Command } from "commander";
 import { documentDigest } from "../../approvals/binding.js";
 import type { ApprovalView } from "../../approvals/service.js";
 import { CliError, type Client, EXIT } from "../client.js";
-import { asFormat, print } from "../io.js";
+import { asFormat, print, readJsonFile } from "../io.js";
 
 const formatOption = ["--format <format>", "text or json", "text"] as const;
 
@@ -56,12 +56,23 @@ export function approvalCommands(program: Command, client: () => Client): void {
       "--digest <sha256>",
       "policy-change: the document's SHA-256 (default: the server's file as it is now)",
     )
+    .option(
+      "--body <file.json>",
+      "the JSON body the operation's request will carry (e.g. a rekey's), bound as is",
+    )
     .option(...formatOption)
     .action(
       async (
         operation: string,
         key: string | undefined,
-        opts: { purpose: string; reason?: string; file?: string; digest?: string; format: string },
+        opts: {
+          purpose: string;
+          reason?: string;
+          file?: string;
+          digest?: string;
+          body?: string;
+          format: string;
+        },
       ) => {
         const format = asFormat(opts.format);
         let digest = opts.digest;
@@ -72,11 +83,16 @@ export function approvalCommands(program: Command, client: () => Client): void {
             throw new CliError(`cannot read ${opts.file}: ${(err as Error).message}`, EXIT.usage);
           }
         }
+        const body = opts.body === undefined ? undefined : readJsonFile(opts.body, "request body");
+        if (body !== undefined && (typeof body !== "object" || body === null || Array.isArray(body))) {
+          throw new CliError(`${opts.body} must hold a JSON object (the request's body)`, EXIT.usage);
+        }
         const view = await client().request<ApprovalView>("POST", "/v1/approvals", {
           operation,
           ...(key !== undefined && { key }),
           purpose: opts.purpose,
           ...(digest !== undefined && { digest }),
+          ...(body !== undefined && { body }),
           ...(opts.reason !== undefined && { reason: opts.reason }),
         });
         print(format, view, () => `Requested.\n${describeApproval(view)}`);
