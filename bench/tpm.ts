@@ -31,7 +31,7 @@ import { createPrimary } from "../src/tpm/commands/create-primary.js";
 import { flushContext } from "../src/tpm/commands/flush-context.js";
 import { load as tpmLoad } from "../src/tpm/commands/load.js";
 import { startAuthSession } from "../src/tpm/commands/start-auth-session.js";
-import { LIMITS, TPM_ALG, TPM_CC, TPM_RH, TPM_ST, TPMA_OBJECT } from "../src/tpm/constants.js";
+import { LIMITS, TPM_ALG, TPM_CC, TPM_RH, TPM_ST } from "../src/tpm/constants.js";
 import { TpmWriter } from "../src/tpm/marshal.js";
 import { SwtpmTransport } from "../src/tpm/transport.js";
 import { load, stopLoad } from "./load.js";
