@@ -6,17 +6,21 @@
  * sent back as a confirmation, checked against the pending tree: nonce,
  * custodian leaf, decryption, new init id, commitment. Neither throws for a
  * bad share; each answers with the share or the refusal, naming the leaf.
- * Also the root key from an accepted quorum, checked against the key check
- * value, and the audit lookup a restart uses to find an unfinished change.
+ * Also the new tree a change is started with, the root key from an accepted
+ * quorum (checked against the key check value), and the audit lookup a
+ * restart uses to find an unfinished change.
  */
 import { b64u, constantTimeEqual, hex } from "../crypto/bytes.js";
 import type { Secret } from "../crypto/secret.js";
 import { combineShares } from "../crypto/shamir.js";
+import { CustosError } from "../errors.js";
 import type { SealConfig, Store } from "../store/store.js";
 import { commitmentAt, initIdBytes } from "./change-shares.js";
 import { checkFlatSubmission } from "./flat-unseal.js";
+import { isNodeHeld, type NodeShares } from "./node-shares.js";
 import type { ShareRefusal } from "./refusal.js";
 import type { UnsealSubmission } from "./share-format.js";
+import { checkTree, leaves, type TreeInput, TreeInputSchema } from "./tree.js";
 import {
   openTreeUnsealSubmission,
   TREE_UNSEAL_FORMAT,
@@ -29,6 +33,46 @@ import type { UnsealCeremony } from "./unseal-ceremony.js";
 export type Checked =
   | { ok: true; key: string; value: Secret }
   | { ok: false; who: string; reason: ShareRefusal; why?: string };
+
+/**
+ * The new tree of a change: required for a rekey, optional for a rotation
+ * (null: the current tree). Refused before any share is spent: a malformed
+ * tree, or leaves this node cannot serve (a repository it has not
+ * configured, a TPM it does not have).
+ */
+export function parseChangeTree(
+  kind: "rekey" | "rotate-root",
+  tree: unknown,
+  nodeShares: NodeShares | null,
+): TreeInput | null {
+  if (tree === undefined || tree === null) {
+    if (kind === "rotate-root") return null;
+    throw new CustosError(
+      400,
+      "invalid_request",
+      "a rekey needs the new tree (tree: {threshold, of: [...]})",
+    );
+  }
+  const parsed = TreeInputSchema.safeParse(tree);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new CustosError(
+      400,
+      "invalid_tree",
+      `tree.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`,
+    );
+  }
+  checkTree(parsed.data);
+  const held = leaves(parsed.data).filter(isNodeHeld);
+  const problems =
+    held.length === 0
+      ? []
+      : (nodeShares?.check(held) ?? [
+          "this node has no repositories or TPM configured (custos server --repositories FILE, --tpm ADDRESS)",
+        ]);
+  if (problems.length > 0) throw new CustosError(400, "invalid_tree", problems.join("; "));
+  return parsed.data;
+}
 
 /** A current share (custos-unseal/v1 or v2) against the current custody. */
 export async function checkCurrentShare(

@@ -149,6 +149,10 @@ describe("rekey", () => {
     await expect(node.custody.start("rekey", { threshold: 5, of: tree.of }, "test")).rejects.toThrow(
       /threshold 5/,
     );
+    const withRepo = { threshold: 1, of: [tree, { repository: "vault-z" }] };
+    await expect(node.custody.start("rekey", withRepo, "test")).rejects.toThrow(
+      /no repositories or TPM configured/,
+    );
     let s = await node.custody.start("rekey", tree, "test");
     await expect(node.custody.start("rekey", tree, "test")).rejects.toThrow(/in progress/);
     for (const i of [1, 2]) s = await node.custody.submit(await submission(f.files[i]!, f.team[i]!, s));
