@@ -16,8 +16,9 @@ import { type AuditContextConfig, auditContextConfig } from "../audit/audit-cont
 import { Auditor } from "../audit/auditor.js";
 import { MerkleLog } from "../audit/merkle-log.js";
 import { WitnessCollector, type WitnessConfig } from "../audit/witness-collector.js";
-import { NodeIdentity } from "../custody/node-identity.js";
+import { b64u } from "../crypto/bytes.js";
 import { CustodyChanger } from "../custody/custody-change.js";
+import { NodeIdentity } from "../custody/node-identity.js";
 import { SealManager } from "../custody/seal.js";
 import { TpmCustody } from "../custody/tpm-custody.js";
 import { nodeSharesFor, unsealUnattended } from "../custody/unattended.js";
@@ -26,12 +27,11 @@ import { KeyRing } from "../keys/keyring.js";
 import { RoleAuthorizer } from "../policy/authorizer.js";
 import type { PolicyEngine } from "../policy/engine.js";
 import { ProtectionLevels } from "../protect/levels.js";
-import { ThresholdCoordinator } from "../threshold/coordinator.js";
-import { b64u } from "../crypto/bytes.js";
 import { TpmKeys } from "../protect/tpm.js";
 import type { RepositoryConfig } from "../repository/config.js";
 import { openSqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
+import { ThresholdCoordinator } from "../threshold/coordinator.js";
 import { TpmClient } from "../tpm/client.js";
 import { transportFromAddress } from "../tpm/transport.js";
 import { type App, createApp } from "./app.js";
@@ -90,8 +90,8 @@ export async function openNode({
   policy = null,
   jwt = null,
   clientCerts = false,
-  repositories,
   shareNodes,
+  repositories,
 }: NodeOptions): Promise<CustosNode> {
   // Checked before anything is opened: a bad list must stop the node, not log PHI.
   const contextConfig = auditContextConfig(auditContext);

@@ -70,13 +70,13 @@ export function serverCommand(program: Command): void {
     .option("--tpm <address>", "this node's TPM: swtpm:HOST:PORT or device:/dev/tpmrm0 (default: CUSTOS_TPM)")
     .option("--no-tpm", "in --dev mode, do not start a swtpm even if it is installed")
     .option(
+      "--repositories <file>",
+      "YAML naming the share repositories of the custody tree (directory, postgres, share-node); credentials stay in it",
+    )
+    .option(
       "--share-node <name=url>",
       "a share node for threshold keys (repeatable); allow this node's key on it (logged at start)",
       collect,
-    )
-    .option(
-      "--repositories <file>",
-      "YAML naming the share repositories of the custody tree (directory, postgres, share-node); credentials stay in it",
     )
     .option(
       "--tpm-seal [pcrs]",
@@ -111,8 +111,8 @@ export function serverCommand(program: Command): void {
         clearContextKeys?: string;
         tpm?: string | false;
         tpmSeal?: string | true;
-        shareNode?: string[];
         repositories?: string;
+        shareNode?: string[];
         policy?: string;
         jwksFile?: string;
         jwksUrl?: string;
@@ -392,16 +392,6 @@ async function devBootstrap(
   return rootToken;
 }
 
-/** `--repositories FILE`, read and checked before the node opens (the file's credentials are never printed). */
-function repositoriesFrom(file: string | undefined): RepositoryConfig | undefined {
-  if (file === undefined) return undefined;
-  try {
-    return readRepositoryConfig(file);
-  } catch (err) {
-    throw new CliError(`--repositories ${file}: ${(err as Error).message}`, EXIT.usage);
-  }
-}
-
 /** `--share-node NAME=URL`, repeatable, into a map; names as in docs/FORMATS.md §11. */
 export function parseShareNodes(values: string[] | undefined): Map<string, string> {
   const nodes = new Map<string, string>();
@@ -416,4 +406,14 @@ export function parseShareNodes(values: string[] | undefined): Map<string, strin
     nodes.set(m[1]!, m[2]!);
   }
   return nodes;
+}
+
+/** `--repositories FILE`, read and checked before the node opens (the file's credentials are never printed). */
+function repositoriesFrom(file: string | undefined): RepositoryConfig | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return readRepositoryConfig(file);
+  } catch (err) {
+    throw new CliError(`--repositories ${file}: ${(err as Error).message}`, EXIT.usage);
+  }
 }
