@@ -5,8 +5,8 @@
  * It hashes exactly the bytes that were signed and chained — the event a
  * reader shows is parsed from the same text — so nothing needs
  * re-serialising. A break names the first event that does not chain
- * (altered, deleted or reordered all show there) and any problem with the
- * head.
+ * (altered, deleted or reordered all show there, told apart by
+ * chain-break.ts) and any problem with the head.
  *
  * The loop is built for a million events in well under the 5 s target on one
  * thread (bench/audit.ts, bench/RESULTS.md). A profile showed the time going
@@ -21,6 +21,7 @@
  */
 import { hash } from "node:crypto";
 import { b64u, constantTimeEqual } from "../crypto/bytes.js";
+import { type ChainBreakKind, classifyChainBreak } from "./chain-break.js";
 import type { ChainedAuditEvent } from "./event.js";
 import { type TreeHeadJson, treeHeadFromJson, verifyTreeHead } from "./tree-head.js";
 
@@ -32,7 +33,9 @@ const EVENT_AT = PREV_AT + 32;
 
 export interface LogCheck {
   events: number;
-  chain: { ok: true; head: string | null } | { ok: false; seq: number; problem: string };
+  chain:
+    | { ok: true; head: string | null }
+    | { ok: false; seq: number; kind: ChainBreakKind; problem: string };
   head: HeadCheck | null;
 }
 
@@ -60,11 +63,7 @@ export function verifyLog(
       scratch.writeUInt32BE(Math.floor((i + 1) / 2 ** 32), SEQ_AT);
       scratch.writeUInt32BE((i + 1) >>> 0, SEQ_AT + 4);
       if (hash("sha256", scratch.subarray(0, end), "hex") !== e.hash) {
-        chain = {
-          ok: false,
-          seq: i + 1,
-          problem: `event ${i + 1} does not chain: altered, deleted or reordered`,
-        };
+        chain = { ok: false, ...classifyChainBreak(events, i) };
       }
     }
     if (i < size) {

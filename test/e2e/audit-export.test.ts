@@ -79,15 +79,19 @@ describe("audit export and offline verification", () => {
     expect(altered).not.toEqual(lines);
     const { code, verdict } = await verify(altered);
     expect(code).toBe(1);
-    expect(verdict).toMatchObject({ ok: false, firstBadSeq: 4 });
+    expect(verdict).toMatchObject({ ok: false, firstBadSeq: 4, kind: "altered" });
   });
 
   it("names a deleted event and swapped events", async () => {
     const deleted = lines.filter((_, i) => i !== 3);
-    expect((await verify(deleted)).verdict).toMatchObject({ ok: false, firstBadSeq: 3 });
+    expect((await verify(deleted)).verdict).toMatchObject({ ok: false, firstBadSeq: 3, kind: "deleted" });
     const swapped = [...lines];
     [swapped[2], swapped[3]] = [swapped[3]!, swapped[2]!];
-    expect((await verify(swapped)).verdict).toMatchObject({ ok: false, firstBadSeq: 2 });
+    expect((await verify(swapped)).verdict).toMatchObject({
+      ok: false,
+      firstBadSeq: 2,
+      kind: "reordered",
+    });
   });
 
   it("catches a log truncated below its signed head", async () => {

@@ -184,7 +184,7 @@ export function auditCommands(program: Command, client: () => Client): void {
         const summary = {
           ok: result.ok,
           events: events.length,
-          ...(result.ok ? { head } : { firstBadSeq: result.seq, problem: result.problem }),
+          ...(result.ok ? { head } : { firstBadSeq: result.seq, kind: result.kind, problem: result.problem }),
           signedHead: headCheck,
           witnesses: witnessing,
           unseals: unseals.map((e) => ({ seq: e.seq, time: e.time, reason: e.reason })),
