@@ -179,7 +179,7 @@ async function main(): Promise<void> {
 | offline verify of ${EVENTS.toLocaleString("en")} events (\`verifyLog\`): hash chain and signed tree head, one pass, one thread (target < 5 s) | **${total.toFixed(2)} s** (${((total / EVENTS) * 1e6).toFixed(2)} µs per event) |
 | baseline: raw SHA-256 over the same ${(all.length / 1e6).toFixed(0)} MB of events, twice, one call each | ${raw.seconds.toFixed(2)} s → verify is **${(total / raw.seconds).toFixed(1)}×** the floor |
 | baseline: the same check from per-hash library functions (\`chainHash\`, \`leafHash\`, \`CompactRange\`) | ${simple.seconds.toFixed(2)} s → verify is **${(simple.seconds / total).toFixed(1)}×** faster |
-| \`custos audit verify --export\` on the same log as a ${(cliBytes / 1e6).toFixed(0)} MB export file, whole process (start-up, read, JSON parse, check) | ${cli.toFixed(2)} s |
+| \`custos audit verify --export\` on the same log as a ${(cliBytes / 1e6).toFixed(0)} MB export file, whole process (start-up, reading and parsing the file, the check) | ${cli.toFixed(2)} s |
 
 Group-committed appends sustain well over the envelope benchmark's request rate (4–6k req/s above), so
 durable audit is not what limits it. Building the in-memory log took ${built.seconds.toFixed(1)} s and is not part of the check.

@@ -29,7 +29,8 @@ const CHAIN_LABEL = "custos/audit/v1";
 /** Chain preimage layout in the scratch buffer: label ‖ u64be(seq) ‖ hash_{n-1} ‖ event. */
 const SEQ_AT = CHAIN_LABEL.length;
 const PREV_AT = SEQ_AT + 8;
-const EVENT_AT = PREV_AT + 32;
+/** Where a caller of LogFold.add puts the event's bytes in its scratch buffer. */
+export const EVENT_AT = PREV_AT + 32;
 
 export interface LogCheck {
   events: number;
@@ -44,44 +45,85 @@ export function verifyLog(
   served: TreeHeadJson | null,
   pinnedKey?: Uint8Array,
 ): LogCheck {
-  const size = served?.size ?? 0;
-  const tree = new LeafFold();
-  let scratch = Buffer.alloc(EVENT_AT + 4096);
-  scratch.write(CHAIN_LABEL, 0, "ascii");
-  let signedRoot: Uint8Array | null = null;
-  let chain: LogCheck["chain"] | null = null;
-  for (let i = 0; i < events.length; i++) {
-    const e = events[i]!;
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: grow before writing, never truncate.
-    if (EVENT_AT + e.canonical.length * 3 > scratch.length) {
-      const bigger = Buffer.alloc(EVENT_AT + e.canonical.length * 3);
-      scratch.copy(bigger, 0, 0, EVENT_AT);
-      scratch = bigger;
+  const fold = new LogFold(served?.size ?? 0);
+  for (const e of events) {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: room before writing, never truncate.
+    const scratch = fold.room(e.canonical.length * 3);
+    if (!fold.add(EVENT_AT + scratch.write(e.canonical, EVENT_AT, "utf8"), e.hash)) break;
+  }
+  const broken = fold.brokenAt;
+  return {
+    events: events.length,
+    chain:
+      broken < 0
+        ? { ok: true, head: events.at(-1)?.hash ?? null }
+        : { ok: false, ...classifyChainBreak(events, broken) },
+    head: served === null ? null : headAgainstRoot(served, events.length, fold.signedRoot, pinnedKey),
+  };
+}
+
+/**
+ * The one-pass fold behind verifyLog, for callers that have each event's
+ * bytes rather than its text (export-scan.ts): write the event at EVENT_AT
+ * of `room(n)`, then `add(end, storedHash)`. It chains each event on the
+ * stored hash before it and folds leaves up to the head's size (and any
+ * `rootSizes`, whose roots it keeps).
+ */
+export class LogFold {
+  #scratch = Buffer.alloc(EVENT_AT + 4096);
+  #tree = new LeafFold();
+  #count = 0;
+  #size: number;
+  #leafLimit: number;
+  #rootSizes: ReadonlySet<number>;
+  /** 0-based index of the first event that does not chain, or -1. */
+  brokenAt = -1;
+  /** Root of the first `size` events, once folded. */
+  signedRoot: Uint8Array | null = null;
+  readonly roots = new Map<number, Uint8Array>();
+
+  constructor(size: number, rootSizes: ReadonlySet<number> = new Set()) {
+    this.#size = size;
+    this.#rootSizes = rootSizes;
+    this.#leafLimit = Math.max(size, ...rootSizes);
+    this.#scratch.write(CHAIN_LABEL, 0, "ascii");
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  /** The scratch buffer, with room for `bytes` of event at EVENT_AT. */
+  room(bytes: number): Buffer {
+    if (EVENT_AT + bytes > this.#scratch.length) {
+      const bigger = Buffer.alloc(EVENT_AT + bytes);
+      this.#scratch.copy(bigger, 0, 0, EVENT_AT);
+      this.#scratch = bigger;
     }
-    const end = EVENT_AT + scratch.write(e.canonical, EVENT_AT, "utf8");
-    if (chain === null) {
-      scratch.writeUInt32BE(Math.floor((i + 1) / 2 ** 32), SEQ_AT);
-      scratch.writeUInt32BE((i + 1) >>> 0, SEQ_AT + 4);
-      if (hash("sha256", scratch.subarray(0, end), "hex") !== e.hash) {
-        chain = { ok: false, ...classifyChainBreak(events, i) };
-      }
+    return this.#scratch;
+  }
+
+  /** Takes the event at scratch[EVENT_AT, end); false once nothing more can change the outcome. */
+  add(end: number, storedHash: string): boolean {
+    const scratch = this.#scratch;
+    const n = ++this.#count;
+    if (this.brokenAt < 0) {
+      scratch.writeUInt32BE(Math.floor(n / 2 ** 32), SEQ_AT);
+      scratch.writeUInt32BE(n >>> 0, SEQ_AT + 4);
+      if (hash("sha256", scratch.subarray(0, end), "hex") !== storedHash) this.brokenAt = n - 1;
     }
-    if (i < size) {
+    if (n <= this.#leafLimit) {
       // The leaf preimage 0x00 ‖ event borrows the byte before the event;
       // it is overwritten with the next link's previous hash below.
       scratch[EVENT_AT - 1] = 0x00;
-      tree.append(hash("sha256", scratch.subarray(EVENT_AT - 1, end), "binary"));
-      if (i === size - 1) signedRoot = tree.root();
+      this.#tree.append(hash("sha256", scratch.subarray(EVENT_AT - 1, end), "binary"));
+      if (n === this.#size) this.signedRoot = this.#tree.root();
+      if (this.#rootSizes.has(n)) this.roots.set(n, this.#tree.root());
     }
-    if (chain === null) scratch.write(e.hash, PREV_AT, "hex");
-    else if (i >= size - 1) break;
+    if (this.brokenAt < 0) scratch.write(storedHash, PREV_AT, "hex");
+    else if (n >= this.#leafLimit) return false;
+    return true;
   }
-  const head = served === null ? null : headAgainstRoot(served, events.length, signedRoot, pinnedKey);
-  return {
-    events: events.length,
-    chain: chain ?? { ok: true, head: events.at(-1)?.hash ?? null },
-    head,
-  };
 }
 
 /**

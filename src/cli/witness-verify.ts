@@ -24,6 +24,15 @@ import { CliError, Client, EXIT } from "./client.js";
 
 export type ServedHead = TreeHeadJson & { cosignatures?: unknown[] };
 
+/**
+ * The node's log as the witness checks need it: its events, or an export
+ * already scanned once (export-read.ts), given as its size and its roots at
+ * the sizes the countersignatures name.
+ */
+export type LogView =
+  | readonly { canonical: string }[]
+  | { count: number; roots: ReadonlyMap<number, Uint8Array> };
+
 export interface WitnessReport {
   ok: boolean;
   /** The problem with the smallest size, the first bad index. */
@@ -79,7 +88,7 @@ async function fetchView(url: string, log: string) {
  */
 export async function verifyWitnessing(
   served: ServedHead | null,
-  events: readonly { canonical: string }[],
+  events: LogView,
   witnessUrls: readonly string[],
   pins: readonly WitnessPublicKey[] | undefined,
   nodeProof?: (from: number, to: number) => Promise<string[]>,
@@ -101,7 +110,10 @@ export async function verifyWitnessing(
     ...cosignatures.map((c) => (c as { size?: number })?.size ?? 0),
     ...views.flatMap((v) => v.heads.map((h) => h.head?.size ?? 0)),
   ];
-  const facts = { logKey, roots: rootsAtSizes(events, sizes), eventCount: events.length, pins };
+  const facts =
+    "count" in events
+      ? { logKey, roots: events.roots, eventCount: events.count, pins }
+      : { logKey, roots: rootsAtSizes(events, sizes), eventCount: events.length, pins };
   const cosignatureProblems = cosignatures
     .map((c) => checkCosignature(c, facts))
     .filter((p): p is WitnessProblem => p !== null);

@@ -115,6 +115,17 @@ describe("two witnesses countersign a node, and both catch it rewriting history"
     expect(verdict.witnesses.witnesses.map((w) => [w.witness, w.problems])).toEqual(
       NAMES.map((n) => [n, []]),
     );
+    // Offline, the export's head carries both countersignatures; they check against the export's events.
+    const out = join(dir, "export.jsonl");
+    expect((await runCli(["audit", "export", "--out", out], env)).code).toBe(0);
+    const offline = await runCli(
+      ["audit", "verify", "--export", out, ...NAMES.flatMap((n) => ["--witness-key", join(dir, `${n}.pub`)])],
+      env,
+    );
+    expect(offline.code, offline.stderr).toBe(0);
+    expect(offline.stdout).toContain(
+      "Countersignatures served with the head: 2 verified against the events.",
+    );
   });
 
   it("a node that rewrites history after both signed is caught by each witness and by verify", async () => {

@@ -3,7 +3,6 @@
  * trusting nothing the server says about it; reports the first bad event and
  * what is wrong, and who unsealed the node. `custos audit events` lists events.
  */
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { breakGlassRows } from "../../audit/break-glass-report.js";
 import { accessRows, disclosures, type ReportFormat, renderReport } from "../../audit/disclosures.js";
@@ -13,6 +12,7 @@ import { verifyLog } from "../../audit/verify-log.js";
 import { b64u } from "../../crypto/bytes.js";
 import type { ReviewRecord } from "../../store/store.js";
 import { CliError, type Client, EXIT } from "../client.js";
+import { checkExport, EXPORT_FORMAT, type LoggedEvent } from "../export-read.js";
 import { asFormat, collect, print, writeNewFile } from "../io.js";
 import { readWitnessPins, type ServedHead, verifyWitnessing, witnessLines } from "../witness-verify.js";
 
@@ -55,11 +55,6 @@ async function fetchLog(c: Client): Promise<{ served: TreeHeadJson | null; event
   return { served, events: await fetchChain(c) };
 }
 
-const EXPORT_FORMAT = "custos-audit-export/v1";
-
-/** An event as the verifier reads it: the text that was hashed, and its chain hash. */
-type LoggedEvent = Pick<ChainedAuditEvent, "canonical" | "hash">;
-
 /**
  * Picks out the ceremony events the verify summary lists (who unsealed) and
  * reads them from their canonical text; the other events are checked as text
@@ -79,43 +74,6 @@ function unsealEvents(events: readonly LoggedEvent[]): ChainedAuditEvent["event"
         throw new CliError(`the event with hash ${e.hash} is not JSON`, EXIT.refused);
       }
     });
-}
-
-/**
- * An export (docs/FORMATS.md §8.2) is JSON lines: a header with the signed
- * head, then one line per event with its canonical JSON and chain hash. What
- * is verified is the canonical text, exactly what was hashed; events shown
- * are read from it (unsealEvents).
- */
-function readExport(path: string): { served: TreeHeadJson | null; events: LoggedEvent[] } {
-  let lines: string[];
-  try {
-    lines = readFileSync(path, "utf8")
-      .split("\n")
-      .filter((l) => l.length > 0);
-  } catch (err) {
-    throw new CliError(
-      `cannot read export '${path}': ${(err as NodeJS.ErrnoException).code ?? err}`,
-      EXIT.usage,
-    );
-  }
-  const parse = (line: string, n: number): unknown => {
-    try {
-      return JSON.parse(line);
-    } catch {
-      throw new CliError(`${path}:${n}: not JSON`, EXIT.refused);
-    }
-  };
-  const header = parse(lines[0] ?? "", 1) as { format?: unknown; head?: TreeHeadJson | null };
-  if (header.format !== EXPORT_FORMAT) throw new CliError(`${path}: not a ${EXPORT_FORMAT} file`, EXIT.usage);
-  const events = lines.slice(1).map((line, i) => {
-    const row = parse(line, i + 2) as { canonical?: unknown; hash?: unknown };
-    if (typeof row.canonical !== "string" || typeof row.hash !== "string") {
-      throw new CliError(`${path}:${i + 2}: an event line needs canonical and hash`, EXIT.refused);
-    }
-    return { canonical: row.canonical, hash: row.hash };
-  });
-  return { served: header.head ?? null, events };
 }
 
 export function auditCommands(program: Command, client: () => Client): void {
@@ -148,10 +106,16 @@ export function auditCommands(program: Command, client: () => Client): void {
       }) => {
         const format = asFormat(opts.format);
         const pins = readWitnessPins(opts.witnessKey ?? []);
-        const { served, events } =
-          opts.export === undefined ? await fetchLog(client()) : readExport(opts.export);
         const pinned = opts.auditKey === undefined ? undefined : b64u.decode(opts.auditKey, "--audit-key");
-        const check = verifyLog(events, served, pinned);
+        const { served, check, log, unsealCandidates } =
+          opts.export === undefined
+            ? await fetchLog(client()).then(({ served, events }) => ({
+                served,
+                check: verifyLog(events, served, pinned),
+                log: events,
+                unsealCandidates: events,
+              }))
+            : checkExport(opts.export, pinned, (opts.witness ?? []).length > 0);
         const nodeProof =
           opts.export === undefined
             ? async (from: number, to: number) =>
@@ -164,14 +128,14 @@ export function auditCommands(program: Command, client: () => Client): void {
             : undefined;
         const witnessing = await verifyWitnessing(
           served as ServedHead | null,
-          events,
+          log,
           opts.witness ?? [],
           pins,
           nodeProof,
         );
         const result = check.chain;
         const headCheck = check.head;
-        const ceremony = unsealEvents(events);
+        const ceremony = unsealEvents(unsealCandidates);
         const unsealers = [
           ...new Set(
             ceremony
@@ -180,10 +144,10 @@ export function auditCommands(program: Command, client: () => Client): void {
           ),
         ];
         const unseals = ceremony.filter((e) => e.operation === "sys.unseal" && e.decision === "allow");
-        const head = events.at(-1)?.hash ?? null;
+        const head = result.ok ? result.head : null;
         const summary = {
           ok: result.ok,
-          events: events.length,
+          events: check.events,
           ...(result.ok ? { head } : { firstBadSeq: result.seq, kind: result.kind, problem: result.problem }),
           signedHead: headCheck,
           witnesses: witnessing,
@@ -193,7 +157,7 @@ export function auditCommands(program: Command, client: () => Client): void {
         print(format, summary, () =>
           result.ok
             ? [
-                `Audit chain verified: ${events.length} events, head ${head}.`,
+                `Audit chain verified: ${check.events} events, head ${head}.`,
                 headCheck === null
                   ? "No signed tree head yet (or the node is sealed): only the hash chain was checked."
                   : headCheck.ok
