@@ -112,18 +112,21 @@ export function scanExport(
         end = unescapedEnd;
       }
     }
+    // On the fast shape the raw bytes hold "sys.unseal" exactly when the
+    // canonical text does (no one-letter escape makes a letter or a dot);
+    // a line read by JSON.parse may spell it with \u escapes: ask its text.
+    let unseal = nextUnseal >= 0 && nextUnseal < end;
     if (at < 0) {
       end = buf.indexOf(NL, start);
       if (end < 0) end = buf.length;
       const row = parseLine(buf.toString("utf8", start, end), lineNo);
       storedHash = row.hash;
+      unseal = row.canonical.includes("sys.unseal");
       const scratch = fold.room(row.canonical.length * 3);
       at = EVENT_AT + scratch.write(row.canonical, EVENT_AT, "utf8");
     }
-    if (nextUnseal >= 0 && nextUnseal < end) {
-      unseals.push({ canonical: fold.room(0).toString("utf8", EVENT_AT, at), hash: storedHash });
-      nextUnseal = buf.indexOf(UNSEAL, end);
-    }
+    if (nextUnseal >= 0 && nextUnseal < end) nextUnseal = buf.indexOf(UNSEAL, end);
+    if (unseal) unseals.push({ canonical: fold.room(0).toString("utf8", EVENT_AT, at), hash: storedHash });
     fold.add(at, storedHash);
     if (fold.brokenAt >= 0) return null;
     lastHash = storedHash;

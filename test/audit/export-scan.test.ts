@@ -54,6 +54,7 @@ describe("scanExport", () => {
     odd[5] = `${odd[5]}\r`; // CRLF
     odd[6] = JSON.stringify({ canonical: events[6]!.canonical, hash: events[6]!.hash, seq: 7 }); // other key order
     odd[7] = odd[7]!.replace('"seq":8', '"seq":8.0'); // not plain digits
+    odd[3] = odd[3]!.replace("sys.unseal", "sys\\u002eunseal"); // spelt with an escape: JSON.parse route
     odd.splice(9, 0, ""); // a blank line
     const buf = file(odd);
     const scan = scanExport(buf, buf.indexOf("\n") + 1, 32, new Set([1, 5, 16, 37, 99]));
