@@ -113,7 +113,7 @@ describe.skipIf(skipSwtpm)("a node with a TPM (swtpm), end to end", () => {
     expect(active).toMatchObject({ state: "active", pcrs: [7], changedPcrs: [] });
     const created = await cli(["keys", "create", "nyu-notes"]);
     expect(created.stdout).toContain("Protection:             tpm");
-  });
+  }, 120_000);
 
   it("survives swtpm killed and restarted under load: 503 during the outage, never 500, and nothing lost", async () => {
     const blobs: { ciphertext: string; plaintext: string }[] = [];
@@ -167,7 +167,7 @@ describe.skipIf(skipSwtpm)("a node with a TPM (swtpm), end to end", () => {
     const verify = await cli(["audit", "verify"]);
     expect(verify.stdout).toMatch(/verified|ok/i);
     expect(server.output()).not.toMatch(/"level":60|internal error/);
-  }, 60_000);
+  }, 120_000);
 
   it("restarts unsealed through the TPM seal", async () => {
     const before = await datakey();
@@ -175,7 +175,7 @@ describe.skipIf(skipSwtpm)("a node with a TPM (swtpm), end to end", () => {
     await start();
     expect(await status()).toMatchObject({ sealed: false, tpmSeal: { state: "active", lastError: null } });
     expect((await decrypt(before.json.ciphertext as string)).json.plaintext).toBe(before.json.plaintext);
-  }, 60_000);
+  }, 120_000);
 
   it("after a PCR extend comes up sealed, says which PCR changed, and custodians unseal it", async () => {
     const before = await datakey();
@@ -200,5 +200,5 @@ describe.skipIf(skipSwtpm)("a node with a TPM (swtpm), end to end", () => {
       changedPcrs: [],
       lastError: null,
     });
-  }, 60_000);
+  }, 120_000);
 });
