@@ -11,7 +11,7 @@ import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { b64u } from "../../crypto/bytes.js";
 import type { Secret } from "../../crypto/secret.js";
-import { parsePublicKeyFile } from "../../custody/custodian-key.js";
+import { openPrivateKeyFile, parsePrivateKeyFile, parsePublicKeyFile } from "../../custody/custodian-key.js";
 import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
 import type { GateStatus, LeafStatus } from "../../custody/tree.js";
 import {
@@ -21,6 +21,7 @@ import {
   TreeShareFileSchema,
 } from "../../custody/tree-share-format.js";
 import { CliError, EXIT } from "../client.js";
+import { readJsonFile, readPassphrase } from "../io.js";
 
 type Json = Record<string, unknown>;
 
@@ -119,4 +120,51 @@ export function describeTree(tree: GateStatus, indent = "  "): string[] {
     else lines.push(`${indent}  ${(m as LeafStatus).present ? "✓" : "·"} ${m.path}`);
   }
   return lines;
+}
+
+/** Runs a parse of `file`; a failure is a usage error (exit 2) that names the file. */
+export function parseOrUsage<T>(parse: () => T, file: string): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`${file}: ${(err as Error).message}`, EXIT.usage);
+  }
+}
+
+/**
+ * A custodian's step (unseal, rekey submit or confirm): reads their share file
+ * (either form) and private key file, checks they belong to the same
+ * custodian, asks for the passphrase and opens the share. The private key is
+ * wiped whatever happens; the opened share is the caller's to dispose.
+ */
+export async function openCustodianShare(
+  sharePath: string,
+  identityPath: string,
+  passphraseFile?: string,
+): Promise<OpenedShare> {
+  const shareFile = parseOrUsage(() => parseAnyShareFile(readJsonFile(sharePath, "share file")), sharePath);
+  const keyFile = parseOrUsage(
+    () => parsePrivateKeyFile(readJsonFile(identityPath, "private key file")),
+    identityPath,
+  );
+  if (keyFile.custodian !== shareFile.custodian) {
+    throw new CliError(
+      `the share belongs to '${shareFile.custodian}' but the key to '${keyFile.custodian}'`,
+      EXIT.usage,
+    );
+  }
+  const passphrase = await readPassphrase(
+    passphraseFile,
+    `Passphrase for ${keyFile.custodian}'s private key: `,
+  );
+  const privateKey = await openPrivateKeyFile(keyFile, passphrase).catch((err: Error) => {
+    throw new CliError(`${identityPath}: ${err.message}`, EXIT.usage);
+  });
+  return shareFile
+    .open(privateKey)
+    .catch((err: Error) => {
+      throw new CliError(`${sharePath}: ${err.message}`, EXIT.usage);
+    })
+    .finally(() => privateKey.dispose());
 }

@@ -10,18 +10,13 @@ import { accessSync, constants, existsSync, mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { Command } from "commander";
 import { b64u, hex } from "../../crypto/bytes.js";
-import {
-  generateCustodianKey,
-  openPrivateKeyFile,
-  parsePrivateKeyFile,
-  parsePublicKeyFile,
-} from "../../custody/custodian-key.js";
+import { generateCustodianKey, parsePublicKeyFile } from "../../custody/custodian-key.js";
 import { verifyCeremony } from "../../custody/node-identity.js";
 import type { SealStatus } from "../../custody/seal.js";
 import type { TpmSealStatus } from "../../custody/tpm-custody.js";
 import { CliError, type Client, EXIT } from "../client.js";
 import { asFormat, collect, print, readJsonFile, readPassphrase, writeNewFile } from "../io.js";
-import { describeTree, parseAnyShareFile, readTreeFile } from "./custody-tree.js";
+import { describeTree, openCustodianShare, readTreeFile } from "./custody-tree.js";
 import { describeTpmSeal } from "./tpm.js";
 
 export function describeStatus(s: SealStatus & { protection?: string; tpmSeal?: TpmSealStatus }): string {
@@ -229,33 +224,7 @@ export function custodyCommands(program: Command, client: () => Client): void {
         if (!opts.share || !opts.identity) {
           throw new CliError("give --share NAME.share and --identity NAME.key (or --reset)", EXIT.usage);
         }
-        const shareFile = parseOrUsage(
-          () => parseAnyShareFile(readJsonFile(opts.share!, "share file")),
-          opts.share,
-        );
-        const keyFile = parseOrUsage(
-          () => parsePrivateKeyFile(readJsonFile(opts.identity!, "private key file")),
-          opts.identity,
-        );
-        if (keyFile.custodian !== shareFile.custodian) {
-          throw new CliError(
-            `the share belongs to '${shareFile.custodian}' but the key to '${keyFile.custodian}'`,
-            EXIT.usage,
-          );
-        }
-        const passphrase = await readPassphrase(
-          opts.passphraseFile,
-          `Passphrase for ${keyFile.custodian}'s private key: `,
-        );
-        const privateKey = await openPrivateKeyFile(keyFile, passphrase).catch((err: Error) => {
-          throw new CliError(`${opts.identity}: ${err.message}`, EXIT.usage);
-        });
-        const share = await shareFile
-          .open(privateKey)
-          .catch((err: Error) => {
-            throw new CliError(`${opts.share}: ${err.message}`, EXIT.usage);
-          })
-          .finally(() => privateKey.dispose());
+        const share = await openCustodianShare(opts.share, opts.identity, opts.passphraseFile);
         try {
           const status = await c.request<SealStatus>("GET", "/v1/sys/seal-status", undefined, {
             auth: false,
@@ -350,14 +319,5 @@ function decodeHexOr(text: string): Uint8Array {
     return hex.decode(text, "value");
   } catch {
     return new Uint8Array(0);
-  }
-}
-
-function parseOrUsage<T>(parse: () => T, file: string): T {
-  try {
-    return parse();
-  } catch (err) {
-    if (err instanceof CliError) throw err;
-    throw new CliError(`${file}: ${(err as Error).message}`, EXIT.usage);
   }
 }

@@ -14,12 +14,11 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { b64u, hex } from "../../crypto/bytes.js";
-import { openPrivateKeyFile, parsePrivateKeyFile } from "../../custody/custodian-key.js";
 import type { ChangeStatus } from "../../custody/custody-change.js";
 import { verifyCeremony } from "../../custody/node-identity.js";
 import { CliError, type Client, EXIT } from "../client.js";
-import { asFormat, print, readJsonFile, readPassphrase, writeNewFile } from "../io.js";
-import { parseAnyShareFile, readTreeFile } from "./custody-tree.js";
+import { asFormat, print, writeNewFile } from "../io.js";
+import { openCustodianShare, readTreeFile } from "./custody-tree.js";
 
 export function describeChange(s: ChangeStatus): string {
   if (!s.active)
@@ -110,33 +109,7 @@ export function rekeyCommands(operator: Command, client: () => Client): void {
       .option("--format <format>", "text or json", "text")
       .action(async (opts: { share: string; identity: string; passphraseFile?: string; format: string }) => {
         const c = client();
-        const shareFile = orUsage(
-          () => parseAnyShareFile(readJsonFile(opts.share, "share file")),
-          opts.share,
-        );
-        const keyFile = orUsage(
-          () => parsePrivateKeyFile(readJsonFile(opts.identity, "private key file")),
-          opts.identity,
-        );
-        if (keyFile.custodian !== shareFile.custodian) {
-          throw new CliError(
-            `the share belongs to '${shareFile.custodian}' but the key to '${keyFile.custodian}'`,
-            EXIT.usage,
-          );
-        }
-        const passphrase = await readPassphrase(
-          opts.passphraseFile,
-          `Passphrase for ${keyFile.custodian}'s private key: `,
-        );
-        const privateKey = await openPrivateKeyFile(keyFile, passphrase).catch((err: Error) => {
-          throw new CliError(`${opts.identity}: ${err.message}`, EXIT.usage);
-        });
-        const share = await shareFile
-          .open(privateKey)
-          .catch((err: Error) => {
-            throw new CliError(`${opts.share}: ${err.message}`, EXIT.usage);
-          })
-          .finally(() => privateKey.dispose());
+        const share = await openCustodianShare(opts.share, opts.identity, opts.passphraseFile);
         try {
           const s = await c.request<ChangeStatus>("GET", "/v1/sys/rekey", undefined, { auth: false });
           if (!s.active || !s.nonce || !s.ceremonyPublicKey || !s.ceremonySignature || !s.initId) {
@@ -194,14 +167,5 @@ function safely(check: () => boolean): boolean {
     return check();
   } catch {
     return false;
-  }
-}
-
-function orUsage<T>(parse: () => T, file: string): T {
-  try {
-    return parse();
-  } catch (err) {
-    if (err instanceof CliError) throw err;
-    throw new CliError(`${file}: ${(err as Error).message}`, EXIT.usage);
   }
 }
