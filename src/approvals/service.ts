@@ -9,7 +9,14 @@
  * the same principal name are the same person, so the requester can never
  * approve through a second credential. Who may vote is src/approvals/
  * vote-rules.ts, which mirrors `countApprovals`, so every approval stored
- * counts; the execution still re-decides with the policy in force then.
+ * counts; the execution still re-decides with the policy in force then, and
+ * weighs each vote by what its voter is now under that policy, not by the
+ * roles recorded when they voted. A vote or an execution names the
+ * parameters' digest the caller saw (`paramsHash`): a request can only be
+ * approved or run by someone who read it, and never by a bare form post.
+ * Bodies of key-use operations are bound by a keyed MAC and shown only as
+ * their HMAC'd context (src/approvals/binding.ts): no patient data reaches
+ * approvers, the audit or the operator log through an approval.
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -17,12 +24,19 @@ import { type Auditor, durably } from "../audit/auditor.js";
 import { KEY_NAME_RE } from "../crypto/envelope.js";
 import { CustosError } from "../errors.js";
 import type { Decision, Principal } from "../policy/authorizer.js";
-import { approvalRuleFor, countApprovals, decide, type GivenApproval } from "../policy/decide.js";
+import { approvalRuleFor, countApprovals, decide } from "../policy/decide.js";
 import { type ApprovalRule, durationMs, isKeyOperation, type PolicyOperation } from "../policy/document.js";
 import type { PolicyEngine } from "../policy/engine.js";
 import type { ApprovalRecord, Store } from "../store/store.js";
-import { type BoundParameters, bindParameters, documentDigest } from "./binding.js";
-import { voteRefusal } from "./vote-rules.js";
+import {
+  type BoundParameters,
+  bindParameters,
+  bodyIsProtected,
+  differingFields,
+  documentDigest,
+  isCurrentFormat,
+} from "./binding.js";
+import { standingVotes, voteRefusal } from "./vote-rules.js";
 
 export type ApprovalStatus = "pending" | "approved" | "denied" | "executed" | "expired";
 
@@ -83,7 +97,7 @@ export class ApprovalService {
       throw new CustosError(400, "invalid_request", "digest: only a policy-change binds a document digest");
     }
     if (input.body !== undefined) params.body = input.body;
-    const binding = bindParameters(params);
+    const binding = bindParameters(params, this.auditor);
     const d = decide(policy, {
       principal: { id: principal.id, organisation: principal.organisation, roles: principal.roles },
       operation: input.operation,
@@ -176,11 +190,27 @@ export class ApprovalService {
       if (now >= Date.parse(record.expiresAt)) status = "expired";
       else if (counted >= record.required) status = "approved";
     }
-    return { ...rest, status, parameters: JSON.parse(params) as Record<string, unknown>, counted };
+    const parameters = JSON.parse(params) as Record<string, unknown>;
+    // Format 1 kept a key-use body in the clear: it is never shown again.
+    if (!isCurrentFormat(parameters) && bodyIsProtected(record.operation) && "body" in parameters) {
+      parameters.body = "withheld: recorded in approval format 1; request the approval again";
+    }
+    return { ...rest, status, parameters, counted };
   }
 
-  /** Approve (`approve: true`) or deny: eligible principals only, never the requester under any credential. */
-  async vote(who: Principal, id: string, approve: boolean, note: string | undefined, requestId: string) {
+  /**
+   * Approve (`approve: true`) or deny: eligible principals only, never the
+   * requester under any credential, and only for the parameters' digest
+   * the voter was shown.
+   */
+  async vote(
+    who: Principal,
+    id: string,
+    approve: boolean,
+    note: string | undefined,
+    requestId: string,
+    seen: string,
+  ) {
     const principal = known(who);
     const record = await this.get(id);
     const operation = approve ? "approvals.approve" : "approvals.deny";
@@ -188,6 +218,7 @@ export class ApprovalService {
     const refuse = (status: 403 | 409, code: string, rule: string, message: string) =>
       this.#refuse(base, rule, message, new CustosError(status, code, message, { rule }));
     await this.#pendingOrRefuse(record, (code, rule, message) => refuse(409, code, rule, message));
+    await this.#seenOrRefuse(record, seen, (code, rule, message) => refuse(409, code, rule, message));
     const refusal = voteRefusal(this.engine.policy, record, principal, approve);
     if (refusal) await refuse(refusal.status, refusal.code, refusal.rule, refusal.message);
     const at = this.now().toISOString();
@@ -227,6 +258,8 @@ export class ApprovalService {
    * caller is the requester, the hashes match, the policy in force allows
    * the operation with the approvals given, and the store consumes it
    * atomically (a second, racing execution gets 409). Returns the decision.
+   * `seen` is the digest the requester names (`POST …/execute`); on an
+   * operation's own route the parameters themselves are the proof.
    */
   async consume(
     who: Principal,
@@ -234,6 +267,7 @@ export class ApprovalService {
     actual: BoundParameters,
     requestId: string,
     context?: Readonly<Record<string, string>>,
+    seen?: string,
   ): Promise<{ record: ApprovalRecord; decision: Decision }> {
     const principal = known(who);
     const record = await this.get(id);
@@ -249,35 +283,64 @@ export class ApprovalService {
         `only ${record.requester}, who requested ${id}, executes it`,
       );
     }
-    const { params, paramsHash } = bindParameters(actual);
+    if (seen !== undefined) {
+      await this.#seenOrRefuse(record, seen, (code, rule, message) => refuse(409, code, rule, message));
+    }
+    if (!isCurrentFormat(JSON.parse(record.params) as Record<string, unknown>)) {
+      await refuse(
+        409,
+        "approval_format",
+        "approval:format",
+        `approval ${id} was recorded in approval format 1, which bound request bodies in the clear; it can no longer run: request it again`,
+      );
+    }
+    const { params, paramsHash } = bindParameters(actual, this.auditor);
     if (paramsHash !== record.paramsHash) {
+      // Names only: the values are MACs or bodies, and this message reaches the audit and the operator log.
+      const fields = differingFields(record.params, params).join(", ");
       await refuse(
         403,
         "approval_mismatch",
         "approval:parameters",
-        `this request's parameters differ from those approved under ${id}: approved ${record.params}, requested ${params}`,
+        `this request's parameters (sha256:${paramsHash}) differ from those approved under ${id} (sha256:${record.paramsHash}) in: ${fields}`,
       );
     }
     const now = this.now();
+    const votes = standingVotes(this.engine.policy, record);
     const d = decide(this.engine.policy, {
       principal: { id: principal.id, organisation: principal.organisation, roles: principal.roles },
       operation: record.operation as PolicyOperation,
       ...(record.key !== null && { key: record.key }),
       purpose: record.purpose,
       ...(context !== undefined && { context }),
-      approvals: givenApprovals(record),
+      approvals: votes.given,
       now: now.getTime(),
     });
     if (d.decision !== "allow") {
       const counted = this.#counted(record, now.getTime());
-      await refuse(
-        403,
-        d.decision === "deny" ? "forbidden" : "approval_incomplete",
-        d.rule,
-        d.decision === "deny"
-          ? `the policy in force refuses ${record.operation}: ${d.reason}`
-          : `${id} has ${counted} of ${record.required} approvals that count: ${d.reason}`,
-      );
+      const lapsed = votes.lapsed.map((v) => `${v.principal} ${v.why}`).join("; ");
+      if (d.decision === "deny") {
+        await refuse(
+          403,
+          "forbidden",
+          d.rule,
+          `the policy in force refuses ${record.operation}: ${d.reason}`,
+        );
+      } else if (lapsed) {
+        await refuse(
+          403,
+          "approvals_lapsed",
+          "approval:lapsed",
+          `${id} has ${counted} of ${record.required} approvals that count under the policy in force; votes that no longer count: ${lapsed}`,
+        );
+      } else {
+        await refuse(
+          403,
+          "approval_incomplete",
+          d.rule,
+          `${id} has ${counted} of ${record.required} approvals that count: ${d.reason}`,
+        );
+      }
     }
     const approvers = record.approvals.map((v) => `${v.principal} (${v.organisation})`).join(", ");
     await durably(
@@ -306,9 +369,24 @@ export class ApprovalService {
       principal: { id: record.requester, organisation: record.organisation, roles: [] },
       operation: record.operation as PolicyOperation,
       purpose: record.purpose,
-      approvals: givenApprovals(record),
+      approvals: standingVotes(this.engine.policy, record).given,
       now,
     });
+  }
+
+  /** Refuses a vote or execution naming another digest than the request's (a stale view, or no view at all). */
+  async #seenOrRefuse(
+    record: ApprovalRecord,
+    seen: string,
+    refuse: (code: string, rule: string, message: string) => Promise<never>,
+  ) {
+    if (seen !== record.paramsHash) {
+      await refuse(
+        "digest_mismatch",
+        "approval:digest",
+        `approval ${record.id} binds parameters sha256:${record.paramsHash}, not the digest given; read it again (GET /v1/approvals/${record.id}) and name its paramsHash`,
+      );
+    }
   }
 
   /** Refuses a request that is no longer pending (denied, executed) or has expired. */
@@ -350,13 +428,6 @@ function known(who: Principal): Known {
     });
   }
   return who as Known;
-}
-
-function givenApprovals(record: ApprovalRecord): GivenApproval[] {
-  return record.approvals.map((v) => ({
-    principal: { id: v.principal, organisation: v.organisation, roles: v.roles },
-    at: Date.parse(v.at),
-  }));
 }
 
 function describe(r: ApprovalRecord): string {
