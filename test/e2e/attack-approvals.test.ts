@@ -170,7 +170,13 @@ describe("attacks on approvals, under mutual TLS", () => {
       ...["--dev", "--no-tpm", "--data-dir", f("data"), "--policy", policyFile],
       ...["--tls-cert", f("server.pem"), "--tls-key", f("server.key"), "--tls-client-ca", f("ca.pem")],
     ]);
-    for (const name of ["ehr-weill-old", "ehr-weill-notes", "ehr-weill-psych"]) {
+    for (const name of [
+      "ehr-weill-old",
+      "ehr-weill-notes",
+      "ehr-weill-psych",
+      "ehr-weill-labs",
+      "ehr-weill-scans",
+    ]) {
       const created = await admin("POST", "/v1/keys", { name });
       expect(created.status, created.text).toBe(201);
     }
@@ -186,7 +192,10 @@ describe("attacks on approvals, under mutual TLS", () => {
     expect(requested.status, requested.text).toBe(201);
     const id = requested.body.id as string;
     const path = `/v1/approvals/${id}/approve`;
-    // What evil.example's page makes lee's browser send: a form post, and a body-less fetch (mode: no-cors).
+    // What evil.example's page makes lee's browser send: a body-less fetch (mode: no-cors), and a form post.
+    const bare = await raw("lee", "POST", path, { origin: "https://evil.example" });
+    expect(bare.status, bare.text).toBe(403);
+    expect(bare.body.error?.code).toBe("origin_not_allowed");
     const form = await raw(
       "lee",
       "POST",
@@ -196,8 +205,6 @@ describe("attacks on approvals, under mutual TLS", () => {
     );
     expect(form.status, form.text).toBe(403);
     expect(form.body.error?.code).toBe("origin_not_allowed");
-    const bare = await raw("lee", "POST", path, { origin: "https://evil.example" });
-    expect(bare.status, bare.text).toBe(403);
     // Without an Origin (a browser that omits it), a form still cannot vote: JSON only.
     const noOrigin = await raw(
       "lee",
@@ -310,12 +317,12 @@ describe("attacks on approvals, under mutual TLS", () => {
   }, 120_000);
 
   it("finding 15: a break-glass review is closed only for a review purpose", async () => {
-    const enc = await call("dr-wong", "POST", "/v1/keys/ehr-weill-notes/encrypt", {
+    const enc = await call("dr-wong", "POST", "/v1/keys/ehr-weill-labs/encrypt", {
       purpose: "TREAT",
       context: { institution: "weill", patient: "MRN-7" },
       plaintext: "aGk=",
     });
-    const glass = await call("dr-wong", "POST", "/v1/keys/ehr-weill-notes/decrypt", {
+    const glass = await call("dr-wong", "POST", "/v1/keys/ehr-weill-labs/decrypt", {
       purpose: "ETREAT",
       context: { institution: "weill", patient: "MRN-7" },
       ciphertext: enc.body.ciphertext,
@@ -341,12 +348,11 @@ describe("attacks on approvals, under mutual TLS", () => {
   }, 120_000);
 
   it("finding 11: votes of an approver the reloaded policy no longer makes eligible do not count", async () => {
-    const [approved] = (await admin("GET", "/v1/approvals?status=approved")).body.approvals as {
-      id: string;
-      operation: string;
-    }[];
-    expect(approved?.operation).toBe("destroy");
-    const id = approved?.id as string;
+    const requested = await admin("POST", "/v1/approvals", { operation: "destroy", key: "ehr-weill-scans" });
+    expect(requested.status, requested.text).toBe(201);
+    const id = requested.body.id as string;
+    const vote = await call("lee", "POST", `/v1/approvals/${id}/approve`, await seen(id));
+    expect(vote.body, vote.text).toMatchObject({ status: "approved", counted: 1 });
     // Lee, who approved, is moved from key administration to audit.
     writeFileSync(
       policyFile,
@@ -364,7 +370,7 @@ describe("attacks on approvals, under mutual TLS", () => {
     expect(run.status, run.text).toBe(403);
     expect(run.body.error?.code).toBe("approvals_lapsed");
     expect(run.body.error?.message).toMatch(/lee no longer eligible under destroys \(roles now: auditor\)/);
-    expect((await admin("GET", "/v1/keys/ehr-weill-old")).body).toMatchObject({ state: "enabled" });
+    expect((await admin("GET", "/v1/keys/ehr-weill-scans")).body).toMatchObject({ state: "enabled" });
     expect((await admin("GET", `/v1/approvals/${id}`)).body).toMatchObject({ status: "pending", counted: 0 });
   }, 120_000);
 });
