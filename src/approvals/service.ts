@@ -32,10 +32,17 @@ import {
   type BoundParameters,
   bindParameters,
   bodyIsProtected,
-  differingFields,
   documentDigest,
   isCurrentFormat,
 } from "./binding.js";
+import {
+  decisionRefusal,
+  digestRefusal,
+  endedRefusal,
+  formatRefusal,
+  parametersRefusal,
+  type Refusal,
+} from "./request-checks.js";
 import { standingVotes, voteRefusal } from "./vote-rules.js";
 
 export type ApprovalStatus = "pending" | "approved" | "denied" | "executed" | "expired";
@@ -108,19 +115,22 @@ export class ApprovalService {
     const at = this.now();
     const base = { principal: principal.id, key: input.key, requestId, operation: "approvals.request" };
     if (d.decision !== "needs-approval") {
-      const [status, code, message] =
+      await this.#refuse(
+        base,
         d.decision === "deny"
-          ? ([
-              403,
-              "forbidden",
-              `principal '${principal.id}' may not ${input.operation}: ${d.reason}`,
-            ] as const)
-          : ([
-              409,
-              "approval_not_needed",
-              `${input.operation} needs no approval: ${d.reason}; just do it`,
-            ] as const);
-      await this.#refuse(base, d.rule, message, new CustosError(status, code, message, { rule: d.rule }));
+          ? {
+              status: 403,
+              code: "forbidden",
+              rule: d.rule,
+              message: `principal '${principal.id}' may not ${input.operation}: ${d.reason}`,
+            }
+          : {
+              status: 409,
+              code: "approval_not_needed",
+              rule: d.rule,
+              message: `${input.operation} needs no approval: ${d.reason}; just do it`,
+            },
+      );
     }
     // Only now, for a caller the policy would let do it: whether the key exists is not everyone's to learn.
     if (
@@ -215,12 +225,11 @@ export class ApprovalService {
     const record = await this.get(id);
     const operation = approve ? "approvals.approve" : "approvals.deny";
     const base = { principal: principal.id, key: record.key ?? undefined, requestId, operation };
-    const refuse = (status: 403 | 409, code: string, rule: string, message: string) =>
-      this.#refuse(base, rule, message, new CustosError(status, code, message, { rule }));
-    await this.#pendingOrRefuse(record, (code, rule, message) => refuse(409, code, rule, message));
-    await this.#seenOrRefuse(record, seen, (code, rule, message) => refuse(409, code, rule, message));
-    const refusal = voteRefusal(this.engine.policy, record, principal, approve);
-    if (refusal) await refuse(refusal.status, refusal.code, refusal.rule, refusal.message);
+    const refusal =
+      endedRefusal(record, this.now().getTime()) ??
+      digestRefusal(record, seen) ??
+      voteRefusal(this.engine.policy, record, principal, approve);
+    if (refusal) await this.#refuse(base, refusal);
     const at = this.now().toISOString();
     const event = this.auditor.event({
       ...base,
@@ -272,39 +281,19 @@ export class ApprovalService {
     const principal = known(who);
     const record = await this.get(id);
     const base = { principal: principal.id, key: actual.key, requestId, operation: "approvals.execute" };
-    const refuse = (status: 403 | 409, code: string, rule: string, message: string) =>
-      this.#refuse(base, rule, message, new CustosError(status, code, message, { rule, approval: id }));
-    await this.#pendingOrRefuse(record, (code, rule, message) => refuse(409, code, rule, message));
+    const refuse = (r: Refusal | null) => (r ? this.#refuse(base, r, { approval: id }) : undefined);
+    await refuse(endedRefusal(record, this.now().getTime()));
     if (principal.id !== record.requester) {
-      await refuse(
-        403,
-        "not_requester",
-        "approval:not-requester",
-        `only ${record.requester}, who requested ${id}, executes it`,
-      );
+      await refuse({
+        status: 403,
+        code: "not_requester",
+        rule: "approval:not-requester",
+        message: `only ${record.requester}, who requested ${id}, executes it`,
+      });
     }
-    if (seen !== undefined) {
-      await this.#seenOrRefuse(record, seen, (code, rule, message) => refuse(409, code, rule, message));
-    }
-    if (!isCurrentFormat(JSON.parse(record.params) as Record<string, unknown>)) {
-      await refuse(
-        409,
-        "approval_format",
-        "approval:format",
-        `approval ${id} was recorded in approval format 1, which bound request bodies in the clear; it can no longer run: request it again`,
-      );
-    }
+    await refuse(digestRefusal(record, seen) ?? formatRefusal(record));
     const { params, paramsHash } = bindParameters(actual, this.auditor);
-    if (paramsHash !== record.paramsHash) {
-      // Names only: the values are MACs or bodies, and this message reaches the audit and the operator log.
-      const fields = differingFields(record.params, params).join(", ");
-      await refuse(
-        403,
-        "approval_mismatch",
-        "approval:parameters",
-        `this request's parameters (sha256:${paramsHash}) differ from those approved under ${id} (sha256:${record.paramsHash}) in: ${fields}`,
-      );
-    }
+    await refuse(parametersRefusal(record, params, paramsHash));
     const now = this.now();
     const votes = standingVotes(this.engine.policy, record);
     const d = decide(this.engine.policy, {
@@ -316,32 +305,7 @@ export class ApprovalService {
       approvals: votes.given,
       now: now.getTime(),
     });
-    if (d.decision !== "allow") {
-      const counted = this.#counted(record, now.getTime());
-      const lapsed = votes.lapsed.map((v) => `${v.principal} ${v.why}`).join("; ");
-      if (d.decision === "deny") {
-        await refuse(
-          403,
-          "forbidden",
-          d.rule,
-          `the policy in force refuses ${record.operation}: ${d.reason}`,
-        );
-      } else if (lapsed) {
-        await refuse(
-          403,
-          "approvals_lapsed",
-          "approval:lapsed",
-          `${id} has ${counted} of ${record.required} approvals that count under the policy in force; votes that no longer count: ${lapsed}`,
-        );
-      } else {
-        await refuse(
-          403,
-          "approval_incomplete",
-          d.rule,
-          `${id} has ${counted} of ${record.required} approvals that count: ${d.reason}`,
-        );
-      }
-    }
+    await refuse(decisionRefusal(record, d, this.#counted(record, now.getTime()), votes.lapsed));
     const approvers = record.approvals.map((v) => `${v.principal} (${v.organisation})`).join(", ");
     await durably(
       () =>
@@ -374,50 +338,16 @@ export class ApprovalService {
     });
   }
 
-  /** Refuses a vote or execution naming another digest than the request's (a stale view, or no view at all). */
-  async #seenOrRefuse(
-    record: ApprovalRecord,
-    seen: string,
-    refuse: (code: string, rule: string, message: string) => Promise<never>,
-  ) {
-    if (seen !== record.paramsHash) {
-      await refuse(
-        "digest_mismatch",
-        "approval:digest",
-        `approval ${record.id} binds parameters sha256:${record.paramsHash}, not the digest given; read it again (GET /v1/approvals/${record.id}) and name its paramsHash`,
-      );
-    }
-  }
-
-  /** Refuses a request that is no longer pending (denied, executed) or has expired. */
-  async #pendingOrRefuse(
-    record: ApprovalRecord,
-    refuse: (code: string, rule: string, message: string) => Promise<never>,
-  ) {
-    if (record.state !== "pending") {
-      await refuse(
-        "not_pending",
-        "approval:ended",
-        `approval request ${record.id} is ${record.state} and can no longer change or run`,
-      );
-    }
-    if (this.now().getTime() >= Date.parse(record.expiresAt)) {
-      await refuse(
-        "approval_expired",
-        "approval:expired",
-        `approval request ${record.id} expired at ${record.expiresAt}; request it again`,
-      );
-    }
-  }
-
+  /** Audits a refusal, then throws it. */
   async #refuse(
     base: { principal: string; key?: string | undefined; requestId: string; operation: string },
-    rule: string,
-    reason: string,
-    error: CustosError,
+    r: Refusal,
+    details: Record<string, unknown> = {},
   ): Promise<never> {
-    await this.auditor.record(this.auditor.event({ ...base, decision: "deny", rule, reason }));
-    throw error;
+    await this.auditor.record(
+      this.auditor.event({ ...base, decision: "deny", rule: r.rule, reason: r.message }),
+    );
+    throw new CustosError(r.status, r.code, r.message, { rule: r.rule, ...details });
   }
 }
 
