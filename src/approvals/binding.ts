@@ -29,7 +29,7 @@ import { type PolicyOperation, USE_OPERATIONS } from "../policy/document.js";
 
 export const APPROVAL_FORMAT = "custos-approval/v2";
 /** The MAC label of a key-use body (domain separation from the audit-context HMACs under the same key). */
-export const APPROVAL_BODY_LABEL = "custos/approval-body/v2";
+export const APPROVAL_BODY_LABEL = "custos/approval-body/v1";
 
 /** The parameters of a request, as sent: bound by `bindParameters`. */
 export interface BoundParameters {
