@@ -8,7 +8,7 @@
  * execution are refused — of two racing executions exactly one wins; a
  * denial by an eligible principal ends the request; every step is audited.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -347,6 +347,53 @@ describe("approvals API (four eyes)", () => {
     expect(ran.status, JSON.stringify(ran.body)).toBe(200);
     expect(ran.body).toMatchObject({ approval: { status: "executed" }, result: { ok: true } });
     expect(t.node.policy?.digest).toBe(documentDigest(readFileSync(policyFile)));
+  });
+
+  it("refuses an approval recorded in format 1 (bodies in the clear) and withholds its key-use body", async () => {
+    const legacy = (id: string, operation: string, params: Record<string, unknown>) => {
+      const text = JSON.stringify(params);
+      const now = new Date();
+      return t.node.store.putApproval(
+        {
+          id,
+          operation,
+          key: "ehr-weill-labs",
+          params: text,
+          paramsHash: createHash("sha256").update(text).digest("hex"),
+          purpose: params.purpose as string,
+          requester: "kim",
+          organisation: "weill",
+          rule: "destroy-two-other-hospitals",
+          required: 2,
+          reason: null,
+          createdAt: now.toISOString(),
+          expiresAt: new Date(now.getTime() + 3_600_000).toISOString(),
+          state: "pending",
+          approvals: [],
+          deniedBy: null,
+          deniedAt: null,
+          note: null,
+          executedBy: null,
+          executedAt: null,
+          executionRequestId: null,
+        },
+        { time: now.toISOString(), principal: "test", operation: "approvals.request", decision: "allow" },
+      );
+    };
+    const old = "00000000-0000-4000-8000-00000000f001";
+    await legacy(old, "destroy", { key: "ehr-weill-labs", operation: "destroy", purpose: "HSYSADMIN" });
+    const refused = await execute("kim", old);
+    expect(refused).toMatchObject({ status: 409, body: { error: { code: "approval_format" } } });
+    const read = "00000000-0000-4000-8000-00000000f002";
+    await legacy(read, "decrypt", {
+      body: { context: { patient: "MRN-9" }, purpose: "TREAT" },
+      key: "ehr-weill-labs",
+      operation: "decrypt",
+      purpose: "TREAT",
+    });
+    const shown = await call("lee", "GET", `/v1/approvals/${read}`);
+    expect(JSON.stringify(shown.body)).not.toContain("MRN-9");
+    expect((shown.body.parameters as { body: string }).body).toMatch(/^withheld/);
   });
 
   it("audits every step", async () => {
