@@ -251,13 +251,18 @@ export async function main(): Promise<void> {
   say(
     `kim requested approval ${id} (parameters bound by sha256:${String(asked.body.paramsHash).slice(0, 16)}…)`,
   );
-  const self = await api("kim", "POST", `/v1/approvals/${id}/approve`, {});
+  // A vote names the approval and the digest of the parameters the voter read.
+  const seen = { id, digest: asked.body.paramsHash as string };
+  const self = await api("kim", "POST", `/v1/approvals/${id}/approve`, seen);
   expectThat(self.status === 403, "self-approval refused");
   say(`kim approves her own request: REFUSED (${refusal(self)})`);
-  const sameOrg = await api("pat", "POST", `/v1/approvals/${id}/approve`, {});
+  const sameOrg = await api("pat", "POST", `/v1/approvals/${id}/approve`, seen);
   expectThat(sameOrg.status === 403, "pat is not eligible");
   say(`Pat (Weill, privacy officer) approves: REFUSED (${refusal(sameOrg)})`);
-  const lee = await api("lee", "POST", `/v1/approvals/${id}/approve`, { note: "checked by NYU Langone" });
+  const lee = await api("lee", "POST", `/v1/approvals/${id}/approve`, {
+    ...seen,
+    note: "checked by NYU Langone",
+  });
   expectThat(lee.status === 200, `lee approves: ${refusal(lee)}`);
   say(`lee (NYU Langone) approves: ${lee.body.counted} of ${lee.body.required}, status ${lee.body.status}`);
   const lou = await cli(["approvals", "approve", id, "--note", "checked by Memorial Sloan Kettering"], {
@@ -276,7 +281,7 @@ export async function main(): Promise<void> {
   expectThat(/State: +pending-destruction/.test(executed), "the approved destruction ran");
   say("kim runs the approved request (CUSTOS_APPROVAL_ID=… custos keys destroy ehr-weill-legacy):");
   say(executed.replace(/^/gm, "  ").trimEnd());
-  const again = await api("kim", "POST", `/v1/approvals/${id}/execute`);
+  const again = await api("kim", "POST", `/v1/approvals/${id}/execute`, seen);
   expectThat(again.status === 409, "an approval runs once");
   say(`kim executes it a second time: REFUSED (${refusal(again)})`);
 

@@ -27,6 +27,7 @@ import type { PolicyEngine } from "../policy/engine.js";
 import { TpmResetError } from "../protect/tpm.js";
 import type { Store } from "../store/store.js";
 import { TpmUnavailableError } from "../tpm/rc.js";
+import { originGuard } from "./browser-guard.js";
 import { gateFactory } from "./gate.js";
 import type { JwtVerifier } from "./jwt.js";
 import { approvalRoutes } from "./routes/approvals.js";
@@ -63,6 +64,8 @@ export interface AppDeps {
   jwt?: JwtVerifier | null;
   /** Whether the listener verifies client certificates (--tls-client-ca). */
   clientCerts?: boolean;
+  /** Browser origins allowed to call (--allowed-origin); a request naming any other `Origin` is refused. */
+  allowedOrigins?: readonly string[];
 }
 
 export type App = OpenAPIHono;
@@ -141,6 +144,8 @@ export function createApp(deps: AppDeps): App {
     if (length !== undefined && !(Number(length) <= MAX_BODY_BYTES)) return tooLarge(c);
     return next();
   });
+
+  app.use("*", originGuard(deps.allowedOrigins));
 
   app.onError((err, c) => handleError(err, c, deps.log));
   app.notFound((c) => c.json(errorBody("not_found", `no route ${c.req.method} ${c.req.path}`), 404));

@@ -58,8 +58,12 @@ export interface GateOptions {
   useBody?: boolean;
   /** The key is named by the body's `name` (creating a key), not by the path. */
   keyFromBody?: boolean;
-  /** A finer operation read from the JSON body (PATCH with `enabled: false` is keys.disable). */
-  refine?: (body: Readonly<Record<string, unknown>>) => Operation;
+  /**
+   * The finer operations read from the JSON body, one per field's effect
+   * (PATCH with `enabled: false` is keys.disable, its other fields
+   * keys.update): every one must be allowed, or nothing runs.
+   */
+  refine?: (body: Readonly<Record<string, unknown>>) => Operation | readonly Operation[];
 }
 
 /** The body as an object, for the decision only; the route's validator still checks it fully. */
@@ -95,6 +99,7 @@ export function gateFactory(deps: GateDeps) {
       let key = c.req.param("name");
       const requestId = c.get("requestId");
       let op = operation;
+      let ops: readonly Operation[] = [operation];
       let purpose: string | undefined;
       const refuse = async (
         principal: string,
@@ -139,13 +144,21 @@ export function gateFactory(deps: GateDeps) {
             purpose = typeof body.purpose === "string" ? body.purpose : undefined;
             context = stringEntries(body.context) ?? {};
           }
-          if (opts.refine) op = opts.refine(body);
+          if (opts.refine) ops = [opts.refine(body)].flat();
         }
         if (!opts.useBody) purpose = c.req.header(PURPOSE_HEADER);
       }
-      let decision = authorizer.decide({ principal, operation: op, key, purpose, context });
+      // Each operation the request performs is decided; an outright refusal is answered before an approval is spent.
+      const decided = ops.map((o) => ({
+        o,
+        d: authorizer.decide({ principal, operation: o, key, purpose, context }),
+      }));
+      const refused = decided.filter((x) => !x.d.allow);
+      const first = refused.find((x) => !x.d.needsApproval) ?? refused[0] ?? decided[0];
+      op = first?.o ?? op;
+      let decision = first?.d ?? authorizer.decide({ principal, operation: op, key, purpose, context });
       const approvalId = c.req.header(APPROVAL_HEADER);
-      if (decision.needsApproval && approvalId !== undefined && deps.approvals) {
+      if (decision.needsApproval && refused.length === 1 && approvalId !== undefined && deps.approvals) {
         decision = await redeemApproval(c, deps.approvals, approvalId, {
           principal,
           operation: op,

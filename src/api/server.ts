@@ -35,6 +35,7 @@ import { ThresholdCoordinator } from "../threshold/coordinator.js";
 import { TpmClient } from "../tpm/client.js";
 import { transportFromAddress } from "../tpm/transport.js";
 import { type App, createApp } from "./app.js";
+import { parseAllowedOrigin } from "./browser-guard.js";
 import type { JwtVerifier } from "./jwt.js";
 
 export const DEFAULT_DESTRUCTION_WAIT_SECONDS = 7 * 86400;
@@ -58,6 +59,8 @@ export interface NodeOptions {
   jwt?: JwtVerifier | null;
   /** Whether the listener will verify client certificates (see `listen`'s `tls.clientCa`). */
   clientCerts?: boolean;
+  /** Browser origins allowed to call the API (CSRF, src/api/browser-guard.ts); none by default. */
+  allowedOrigins?: readonly string[];
   /** Share nodes for threshold keys, name → URL (docs/FORMATS.md §11); none: no threshold keys. */
   shareNodes?: ReadonlyMap<string, string>;
   /** Share repositories for the custody tree's `repository` leaves (repository/config.ts). */
@@ -90,11 +93,13 @@ export async function openNode({
   policy = null,
   jwt = null,
   clientCerts = false,
+  allowedOrigins = [],
   shareNodes,
   repositories,
 }: NodeOptions): Promise<CustosNode> {
   // Checked before anything is opened: a bad list must stop the node, not log PHI.
   const contextConfig = auditContextConfig(auditContext);
+  for (const origin of allowedOrigins) parseAllowedOrigin(origin);
   // The store holds token hashes, sealed key material and the audit log:
   // owner-only, whether the directory is new or was made by someone else.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -174,6 +179,7 @@ export async function openNode({
     policy,
     jwt,
     clientCerts,
+    allowedOrigins,
   });
 
   const sweep = () => {

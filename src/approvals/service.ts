@@ -9,7 +9,14 @@
  * the same principal name are the same person, so the requester can never
  * approve through a second credential. Who may vote is src/approvals/
  * vote-rules.ts, which mirrors `countApprovals`, so every approval stored
- * counts; the execution still re-decides with the policy in force then.
+ * counts; the execution still re-decides with the policy in force then, and
+ * weighs each vote by what its voter is now under that policy, not by the
+ * roles recorded when they voted. A vote or an execution names the
+ * parameters' digest the caller saw (`paramsHash`): a request can only be
+ * approved or run by someone who read it, and never by a bare form post.
+ * Bodies of key-use operations are bound by a keyed MAC and shown only as
+ * their HMAC'd context (src/approvals/binding.ts): no patient data reaches
+ * approvers, the audit or the operator log through an approval.
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -17,12 +24,26 @@ import { type Auditor, durably } from "../audit/auditor.js";
 import { KEY_NAME_RE } from "../crypto/envelope.js";
 import { CustosError } from "../errors.js";
 import type { Decision, Principal } from "../policy/authorizer.js";
-import { approvalRuleFor, countApprovals, decide, type GivenApproval } from "../policy/decide.js";
+import { approvalRuleFor, countApprovals, decide } from "../policy/decide.js";
 import { type ApprovalRule, durationMs, isKeyOperation, type PolicyOperation } from "../policy/document.js";
 import type { PolicyEngine } from "../policy/engine.js";
 import type { ApprovalRecord, Store } from "../store/store.js";
-import { type BoundParameters, bindParameters, documentDigest } from "./binding.js";
-import { voteRefusal } from "./vote-rules.js";
+import {
+  type BoundParameters,
+  bindParameters,
+  bodyIsProtected,
+  documentDigest,
+  isCurrentFormat,
+} from "./binding.js";
+import {
+  decisionRefusal,
+  digestRefusal,
+  endedRefusal,
+  formatRefusal,
+  parametersRefusal,
+  type Refusal,
+} from "./request-checks.js";
+import { standingVotes, voteRefusal } from "./vote-rules.js";
 
 export type ApprovalStatus = "pending" | "approved" | "denied" | "executed" | "expired";
 
@@ -83,7 +104,7 @@ export class ApprovalService {
       throw new CustosError(400, "invalid_request", "digest: only a policy-change binds a document digest");
     }
     if (input.body !== undefined) params.body = input.body;
-    const binding = bindParameters(params);
+    const binding = bindParameters(params, this.auditor);
     const d = decide(policy, {
       principal: { id: principal.id, organisation: principal.organisation, roles: principal.roles },
       operation: input.operation,
@@ -94,19 +115,22 @@ export class ApprovalService {
     const at = this.now();
     const base = { principal: principal.id, key: input.key, requestId, operation: "approvals.request" };
     if (d.decision !== "needs-approval") {
-      const [status, code, message] =
+      await this.#refuse(
+        base,
         d.decision === "deny"
-          ? ([
-              403,
-              "forbidden",
-              `principal '${principal.id}' may not ${input.operation}: ${d.reason}`,
-            ] as const)
-          : ([
-              409,
-              "approval_not_needed",
-              `${input.operation} needs no approval: ${d.reason}; just do it`,
-            ] as const);
-      await this.#refuse(base, d.rule, message, new CustosError(status, code, message, { rule: d.rule }));
+          ? {
+              status: 403,
+              code: "forbidden",
+              rule: d.rule,
+              message: `principal '${principal.id}' may not ${input.operation}: ${d.reason}`,
+            }
+          : {
+              status: 409,
+              code: "approval_not_needed",
+              rule: d.rule,
+              message: `${input.operation} needs no approval: ${d.reason}; just do it`,
+            },
+      );
     }
     // Only now, for a caller the policy would let do it: whether the key exists is not everyone's to learn.
     if (
@@ -176,20 +200,36 @@ export class ApprovalService {
       if (now >= Date.parse(record.expiresAt)) status = "expired";
       else if (counted >= record.required) status = "approved";
     }
-    return { ...rest, status, parameters: JSON.parse(params) as Record<string, unknown>, counted };
+    const parameters = JSON.parse(params) as Record<string, unknown>;
+    // Format 1 kept a key-use body in the clear: it is never shown again.
+    if (!isCurrentFormat(parameters) && bodyIsProtected(record.operation) && "body" in parameters) {
+      parameters.body = "withheld: recorded in approval format 1; request the approval again";
+    }
+    return { ...rest, status, parameters, counted };
   }
 
-  /** Approve (`approve: true`) or deny: eligible principals only, never the requester under any credential. */
-  async vote(who: Principal, id: string, approve: boolean, note: string | undefined, requestId: string) {
+  /**
+   * Approve (`approve: true`) or deny: eligible principals only, never the
+   * requester under any credential, and only for the parameters' digest
+   * the voter was shown.
+   */
+  async vote(
+    who: Principal,
+    id: string,
+    approve: boolean,
+    note: string | undefined,
+    requestId: string,
+    seen: string,
+  ) {
     const principal = known(who);
     const record = await this.get(id);
     const operation = approve ? "approvals.approve" : "approvals.deny";
     const base = { principal: principal.id, key: record.key ?? undefined, requestId, operation };
-    const refuse = (status: 403 | 409, code: string, rule: string, message: string) =>
-      this.#refuse(base, rule, message, new CustosError(status, code, message, { rule }));
-    await this.#pendingOrRefuse(record, (code, rule, message) => refuse(409, code, rule, message));
-    const refusal = voteRefusal(this.engine.policy, record, principal, approve);
-    if (refusal) await refuse(refusal.status, refusal.code, refusal.rule, refusal.message);
+    const refusal =
+      endedRefusal(record, this.now().getTime()) ??
+      digestRefusal(record, seen) ??
+      voteRefusal(this.engine.policy, record, principal, approve);
+    if (refusal) await this.#refuse(base, refusal);
     const at = this.now().toISOString();
     const event = this.auditor.event({
       ...base,
@@ -227,6 +267,8 @@ export class ApprovalService {
    * caller is the requester, the hashes match, the policy in force allows
    * the operation with the approvals given, and the store consumes it
    * atomically (a second, racing execution gets 409). Returns the decision.
+   * `seen` is the digest the requester names (`POST …/execute`); on an
+   * operation's own route the parameters themselves are the proof.
    */
   async consume(
     who: Principal,
@@ -234,51 +276,36 @@ export class ApprovalService {
     actual: BoundParameters,
     requestId: string,
     context?: Readonly<Record<string, string>>,
+    seen?: string,
   ): Promise<{ record: ApprovalRecord; decision: Decision }> {
     const principal = known(who);
     const record = await this.get(id);
     const base = { principal: principal.id, key: actual.key, requestId, operation: "approvals.execute" };
-    const refuse = (status: 403 | 409, code: string, rule: string, message: string) =>
-      this.#refuse(base, rule, message, new CustosError(status, code, message, { rule, approval: id }));
-    await this.#pendingOrRefuse(record, (code, rule, message) => refuse(409, code, rule, message));
+    const refuse = (r: Refusal | null) => (r ? this.#refuse(base, r, { approval: id }) : undefined);
+    await refuse(endedRefusal(record, this.now().getTime()));
     if (principal.id !== record.requester) {
-      await refuse(
-        403,
-        "not_requester",
-        "approval:not-requester",
-        `only ${record.requester}, who requested ${id}, executes it`,
-      );
+      await refuse({
+        status: 403,
+        code: "not_requester",
+        rule: "approval:not-requester",
+        message: `only ${record.requester}, who requested ${id}, executes it`,
+      });
     }
-    const { params, paramsHash } = bindParameters(actual);
-    if (paramsHash !== record.paramsHash) {
-      await refuse(
-        403,
-        "approval_mismatch",
-        "approval:parameters",
-        `this request's parameters differ from those approved under ${id}: approved ${record.params}, requested ${params}`,
-      );
-    }
+    await refuse(digestRefusal(record, seen) ?? formatRefusal(record));
+    const { params, paramsHash } = bindParameters(actual, this.auditor);
+    await refuse(parametersRefusal(record, params, paramsHash));
     const now = this.now();
+    const votes = standingVotes(this.engine.policy, record);
     const d = decide(this.engine.policy, {
       principal: { id: principal.id, organisation: principal.organisation, roles: principal.roles },
       operation: record.operation as PolicyOperation,
       ...(record.key !== null && { key: record.key }),
       purpose: record.purpose,
       ...(context !== undefined && { context }),
-      approvals: givenApprovals(record),
+      approvals: votes.given,
       now: now.getTime(),
     });
-    if (d.decision !== "allow") {
-      const counted = this.#counted(record, now.getTime());
-      await refuse(
-        403,
-        d.decision === "deny" ? "forbidden" : "approval_incomplete",
-        d.rule,
-        d.decision === "deny"
-          ? `the policy in force refuses ${record.operation}: ${d.reason}`
-          : `${id} has ${counted} of ${record.required} approvals that count: ${d.reason}`,
-      );
-    }
+    await refuse(decisionRefusal(record, d, this.#counted(record, now.getTime()), votes.lapsed));
     const approvers = record.approvals.map((v) => `${v.principal} (${v.organisation})`).join(", ");
     await durably(
       () =>
@@ -306,40 +333,21 @@ export class ApprovalService {
       principal: { id: record.requester, organisation: record.organisation, roles: [] },
       operation: record.operation as PolicyOperation,
       purpose: record.purpose,
-      approvals: givenApprovals(record),
+      approvals: standingVotes(this.engine.policy, record).given,
       now,
     });
   }
 
-  /** Refuses a request that is no longer pending (denied, executed) or has expired. */
-  async #pendingOrRefuse(
-    record: ApprovalRecord,
-    refuse: (code: string, rule: string, message: string) => Promise<never>,
-  ) {
-    if (record.state !== "pending") {
-      await refuse(
-        "not_pending",
-        "approval:ended",
-        `approval request ${record.id} is ${record.state} and can no longer change or run`,
-      );
-    }
-    if (this.now().getTime() >= Date.parse(record.expiresAt)) {
-      await refuse(
-        "approval_expired",
-        "approval:expired",
-        `approval request ${record.id} expired at ${record.expiresAt}; request it again`,
-      );
-    }
-  }
-
+  /** Audits a refusal, then throws it. */
   async #refuse(
     base: { principal: string; key?: string | undefined; requestId: string; operation: string },
-    rule: string,
-    reason: string,
-    error: CustosError,
+    r: Refusal,
+    details: Record<string, unknown> = {},
   ): Promise<never> {
-    await this.auditor.record(this.auditor.event({ ...base, decision: "deny", rule, reason }));
-    throw error;
+    await this.auditor.record(
+      this.auditor.event({ ...base, decision: "deny", rule: r.rule, reason: r.message }),
+    );
+    throw new CustosError(r.status, r.code, r.message, { rule: r.rule, ...details });
   }
 }
 
@@ -350,13 +358,6 @@ function known(who: Principal): Known {
     });
   }
   return who as Known;
-}
-
-function givenApprovals(record: ApprovalRecord): GivenApproval[] {
-  return record.approvals.map((v) => ({
-    principal: { id: v.principal, organisation: v.organisation, roles: v.roles },
-    at: Date.parse(v.at),
-  }));
 }
 
 function describe(r: ApprovalRecord): string {

@@ -6,9 +6,17 @@
  * service refuses every approval that would not count, and a request never
  * holds approvals that silently do not count. The voter is compared with
  * the requester by policy principal name: the identity whatever the
- * credential (token, JWT, certificate).
+ * credential (token, JWT, certificate). At execution the votes are
+ * weighed again under the running policy (`standingVotes`): a vote counts
+ * only if its voter is still eligible now.
  */
-import { conflictAmong, isEligible, type RequestPrincipal } from "../policy/decide.js";
+import {
+  conflictAmong,
+  declaredPrincipal,
+  type GivenApproval,
+  isEligible,
+  type RequestPrincipal,
+} from "../policy/decide.js";
 import type { Policy } from "../policy/document.js";
 import type { ApprovalRecord } from "../store/store.js";
 
@@ -83,4 +91,67 @@ export function voteRefusal(
     );
   }
   return null;
+}
+
+/** A vote that no longer counts under the running policy, and why. */
+export interface LapsedVote {
+  principal: string;
+  why: string;
+}
+
+/**
+ * The recorded votes as the running policy sees their voters now (it may
+ * have been reloaded since they voted): each voter is resolved again by the
+ * credential kind they voted with — a declared principal for a token or a
+ * certificate named by its CN, the identity rule for a JWT or a mapped
+ * certificate — and must still be eligible under the request's rule,
+ * without conflicting roles. The roles recorded at vote time only tell
+ * what was; these are what counts.
+ */
+export function standingVotes(
+  policy: Policy,
+  record: ApprovalRecord,
+): { given: GivenApproval[]; lapsed: LapsedVote[] } {
+  const rule = policy.approvals.find((a) => a.id === record.rule);
+  const given: GivenApproval[] = [];
+  const lapsed: LapsedVote[] = [];
+  for (const v of record.approvals) {
+    const now = currentVoter(policy, v.principal, v.via);
+    if (typeof now === "string") {
+      lapsed.push({ principal: v.principal, why: now });
+      continue;
+    }
+    const conflict = conflictAmong(policy, now.roles);
+    if (conflict) {
+      lapsed.push({ principal: v.principal, why: `now holds conflicting roles ${conflict.join("/")}` });
+      continue;
+    }
+    if (rule && !isEligible(rule.eligible, now)) {
+      const roles = now.roles.length ? now.roles.join(", ") : "none";
+      lapsed.push({
+        principal: v.principal,
+        why: `no longer eligible under ${rule.id} (roles now: ${roles})`,
+      });
+      continue;
+    }
+    given.push({ principal: now, at: Date.parse(v.at) });
+  }
+  return { given, lapsed };
+}
+
+/** The voter under the running policy, or why there is none. */
+function currentVoter(policy: Policy, id: string, via: string): RequestPrincipal | string {
+  const declared = declaredPrincipal(policy, id);
+  const ruleId = /^(?:jwt|mtls):(.+)$/.exec(via)?.[1];
+  if (ruleId === undefined || via === "mtls:cn") {
+    return declared ?? "is no longer a principal of the policy";
+  }
+  const identity = policy.identities.find((r) => r.id === ruleId);
+  if (!identity) return `voted through identity rule ${ruleId}, which the policy no longer has`;
+  if (declared && declared.organisation !== identity.organisation) {
+    return `is now declared in ${declared.organisation}, not ${identity.organisation}`;
+  }
+  // Separation of duty is per principal: roles declared for the name count with the rule's.
+  const roles = [...new Set([...identity.roles, ...(declared?.roles ?? [])])];
+  return { id, organisation: identity.organisation, roles };
 }

@@ -8,6 +8,7 @@
  * event durable turns into a 503 `audit_unavailable`: no audit record, no
  * operation.
  */
+import { createHmac } from "node:crypto";
 import type { Logger } from "pino";
 import type { Secret } from "../crypto/secret.js";
 import { auditUnavailableError, CustosError } from "../errors.js";
@@ -98,6 +99,20 @@ export class Auditor {
    */
   eventContext(context: Record<string, string> | undefined): EventContext {
     return eventContext(this.contextConfig, this.#contextKey?.reveal() ?? null, context);
+  }
+
+  /**
+   * b64u HMAC-SHA256 under the audit key of `label ‖ 0x00 ‖ data`: binds a
+   * value that carries patient data (an approval's body) without letting
+   * whoever sees the binding guess the value; null while sealed.
+   */
+  keyedDigest(label: string, data: string): string | null {
+    if (this.#contextKey === null) return null;
+    return createHmac("sha256", this.#contextKey.reveal())
+      .update(label, "utf8")
+      .update(Buffer.of(0))
+      .update(data, "utf8")
+      .digest("base64url");
   }
 
   /**

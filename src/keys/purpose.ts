@@ -81,3 +81,12 @@ const known: ReadonlySet<string> = new Set(PURPOSES_OF_USE);
 export function isPurposeOfUse(code: string): code is PurposeOfUse {
   return known.has(code);
 }
+
+/**
+ * The purposes for which a break-glass review is closed: reviewing whether
+ * an emergency access was justified is compliance work (HCOMPL), part of
+ * running the organisation (HOPERAT), or done for patient safety (PATSFTY).
+ * A treatment, payment or research purpose names something a review is
+ * not, and the purpose is recorded in the audit: it must be one of these.
+ */
+export const REVIEW_PURPOSES: readonly PurposeOfUse[] = ["HCOMPL", "HOPERAT", "PATSFTY"];

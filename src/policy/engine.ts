@@ -13,6 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { REVIEW_PURPOSES } from "../keys/purpose.js";
 import type { Authorizer, AuthzRequest, Decision, Operation, Principal } from "./authorizer.js";
 import { decide, declaredPrincipal } from "./decide.js";
 import type { Policy, PolicyOperation } from "./document.js";
@@ -205,6 +206,12 @@ export class PolicyEngine implements Authorizer {
 
   /** Closing a break-glass review: a holder of a review role, for a purpose the review is about. */
   #decideReview(principal: Principal, purpose: string): Decision {
+    if (!(REVIEW_PURPOSES as readonly string[]).includes(purpose)) {
+      return deny(
+        "purpose:review",
+        `break-glass reviews are closed for ${REVIEW_PURPOSES.join(", ")}, not '${purpose.slice(0, 32)}'`,
+      );
+    }
     const roles = this.#loaded.policy.breakGlass?.review?.roles ?? [];
     const role = roles.find((r) => principal.roles.includes(r));
     if (!role) {

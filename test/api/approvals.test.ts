@@ -8,7 +8,7 @@
  * execution are refused — of two racing executions exactly one wins; a
  * denial by an eligible principal ends the request; every step is audited.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -81,8 +81,15 @@ describe("approvals API (four eyes)", () => {
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     return r.body.id as string;
   };
-  const approve = (who: string, id: string) => call(who, "POST", `/v1/approvals/${id}/approve`, {});
-  const execute = (who: string, id: string) => call(who, "POST", `/v1/approvals/${id}/execute`);
+  /** `{id, digest}` as a voter or the requester sends it, having read the approval. */
+  const seen = async (id: string) => ({
+    id,
+    digest: (await call("kim", "GET", `/v1/approvals/${id}`)).body.paramsHash as string,
+  });
+  const approve = async (who: string, id: string) =>
+    call(who, "POST", `/v1/approvals/${id}/approve`, await seen(id));
+  const execute = async (who: string, id: string) =>
+    call(who, "POST", `/v1/approvals/${id}/execute`, await seen(id));
 
   beforeAll(async () => {
     writeFileSync(policyFile, POLICY);
@@ -202,7 +209,10 @@ describe("approvals API (four eyes)", () => {
     const second = await approve("kim-jwt", id);
     expect(second).toMatchObject({ status: 403, body: { error: { code: "self_approval" } } });
     expect(second.body.error?.message).toMatch(/jwt:weill-sso-admins/);
-    const denySelf = await call("kim-jwt", "POST", `/v1/approvals/${id}/deny`, { note: "never mind" });
+    const denySelf = await call("kim-jwt", "POST", `/v1/approvals/${id}/deny`, {
+      ...(await seen(id)),
+      note: "never mind",
+    });
     expect(denySelf).toMatchObject({ status: 403, body: { error: { code: "self_approval" } } });
     // A client certificate with CN=kim is kim too (the policy has no x509 rule, so the CN names the principal).
     const viaCert = t.node.policy?.fromClaims({ iss: "x509", cn: "kim", sub: "kim" }, "mtls");
@@ -212,7 +222,10 @@ describe("approvals API (four eyes)", () => {
       new Auditor(t.node.store),
       t.node.policy as PolicyEngine,
     );
-    await expect(service.vote(viaCert as Principal, id, true, undefined, "req-cert")).rejects.toMatchObject({
+    const { digest } = await seen(id);
+    await expect(
+      service.vote(viaCert as Principal, id, true, undefined, "req-cert", digest),
+    ).rejects.toMatchObject({
       status: 403,
       code: "self_approval",
     });
@@ -277,7 +290,10 @@ describe("approvals API (four eyes)", () => {
 
   it("ends a request denied by an eligible principal", async () => {
     const id = await request("kim", { operation: "destroy", key: "ehr-weill-labs" });
-    const denied = await call("jo", "POST", `/v1/approvals/${id}/deny`, { note: "still in use by oncology" });
+    const denied = await call("jo", "POST", `/v1/approvals/${id}/deny`, {
+      ...(await seen(id)),
+      note: "still in use by oncology",
+    });
     expect(denied.body).toMatchObject({ status: "denied", deniedBy: "jo", note: "still in use by oncology" });
     expect(await approve("lee", id)).toMatchObject({ status: 409, body: { error: { code: "not_pending" } } });
     expect(await execute("kim", id)).toMatchObject({ status: 409, body: { error: { code: "not_pending" } } });
@@ -331,6 +347,53 @@ describe("approvals API (four eyes)", () => {
     expect(ran.status, JSON.stringify(ran.body)).toBe(200);
     expect(ran.body).toMatchObject({ approval: { status: "executed" }, result: { ok: true } });
     expect(t.node.policy?.digest).toBe(documentDigest(readFileSync(policyFile)));
+  });
+
+  it("refuses an approval recorded in format 1 (bodies in the clear) and withholds its key-use body", async () => {
+    const legacy = (id: string, operation: string, params: Record<string, unknown>) => {
+      const text = JSON.stringify(params);
+      const now = new Date();
+      return t.node.store.putApproval(
+        {
+          id,
+          operation,
+          key: "ehr-weill-labs",
+          params: text,
+          paramsHash: createHash("sha256").update(text).digest("hex"),
+          purpose: params.purpose as string,
+          requester: "kim",
+          organisation: "weill",
+          rule: "destroy-two-other-hospitals",
+          required: 2,
+          reason: null,
+          createdAt: now.toISOString(),
+          expiresAt: new Date(now.getTime() + 3_600_000).toISOString(),
+          state: "pending",
+          approvals: [],
+          deniedBy: null,
+          deniedAt: null,
+          note: null,
+          executedBy: null,
+          executedAt: null,
+          executionRequestId: null,
+        },
+        { time: now.toISOString(), principal: "test", operation: "approvals.request", decision: "allow" },
+      );
+    };
+    const old = "00000000-0000-4000-8000-00000000f001";
+    await legacy(old, "destroy", { key: "ehr-weill-labs", operation: "destroy", purpose: "HSYSADMIN" });
+    const refused = await execute("kim", old);
+    expect(refused).toMatchObject({ status: 409, body: { error: { code: "approval_format" } } });
+    const read = "00000000-0000-4000-8000-00000000f002";
+    await legacy(read, "decrypt", {
+      body: { context: { patient: "MRN-9" }, purpose: "TREAT" },
+      key: "ehr-weill-labs",
+      operation: "decrypt",
+      purpose: "TREAT",
+    });
+    const shown = await call("lee", "GET", `/v1/approvals/${read}`);
+    expect(JSON.stringify(shown.body)).not.toContain("MRN-9");
+    expect((shown.body.parameters as { body: string }).body).toMatch(/^withheld/);
   });
 
   it("audits every step", async () => {

@@ -9,8 +9,11 @@
  * which is how operations with a request body (rekey) are run. An execution
  * that would fail anyway (sealed node, key gone or already scheduled) is
  * refused before the approval is spent; one that fails after it was spent
- * leaves it spent. Without a policy there are no approval rules: every
- * route answers 409 `no_policy`.
+ * leaves it spent. Approving, denying and executing take a JSON body
+ * naming the approval and the digest of its parameters as read (`{id,
+ * digest}`): no vote or execution without having read what it is for, and
+ * none from a cross-origin form (src/api/browser-guard.ts). Without a
+ * policy there are no approval rules: every route answers 409 `no_policy`.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { BoundParameters } from "../../approvals/binding.js";
@@ -20,6 +23,7 @@ import { sealedOrUninitialised } from "../../custody/seal.js";
 import { CustosError } from "../../errors.js";
 import { OPERATIONS } from "../../policy/document.js";
 import type { AppDeps } from "../app.js";
+import { jsonOnly } from "../browser-guard.js";
 import type { Gate } from "../gate.js";
 import { reloadPolicy } from "../policy-reload.js";
 import { ErrorSchema } from "../schemas.js";
@@ -77,17 +81,37 @@ const RequestBody = z
   })
   .openapi("ApprovalRequest");
 
-const NoteBody = z.strictObject({ note: z.string().min(1).max(2000).optional() });
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** What the caller read: the approval and its parameters' digest (`paramsHash`). */
+const Seen = {
+  id: z.string().regex(UUID_RE, "id must be the approval's id (a UUID)"),
+  digest: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, "digest must be the approval's paramsHash as read (64 hex digits)"),
+};
+const VoteBody = z
+  .strictObject({ ...Seen, note: z.string().min(1).max(2000).optional() })
+  .openapi("ApprovalVote");
+const ExecuteBody = z.strictObject(Seen).openapi("ApprovalExecution");
 
 const IdParam = z.object({
   id: z
     .string()
-    .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "approval id must be a UUID")
+    .regex(UUID_RE, "approval id must be a UUID")
     .openapi({ param: { name: "id", in: "path" } }),
 });
 
+/** The body must name the approval of the path: a body copied from another request is refused. */
+function sameId(path: string, body: string): void {
+  if (path !== body) {
+    throw new CustosError(400, "invalid_request", `id: the body names ${body}, the path ${path}`);
+  }
+}
+
 const errors = {
   400: json(ErrorSchema, "Invalid request"),
+  415: json(ErrorSchema, "Not a JSON body"),
   401: json(ErrorSchema, "No valid credential"),
   403: json(ErrorSchema, "Not allowed: self-approval, not eligible, same organisation, other parameters"),
   404: json(ErrorSchema, "No such approval request"),
@@ -170,21 +194,23 @@ export function approvalRoutes(
             ? "Approve a request (eligible principals; never the requester)"
             : "Deny a request: it ends (eligible principals; never the requester)",
         ),
-        middleware: [gate("approvals.vote", { needsUnsealed: false })] as const,
+        middleware: [jsonOnly, gate("approvals.vote", { needsUnsealed: false })] as const,
         request: {
           params: IdParam,
-          body: { required: false, content: { "application/json": { schema: NoteBody } } },
+          body: { required: true, content: { "application/json": { schema: VoteBody } } },
         },
         responses: { 200: json(ApprovalSchema, "The request after the vote"), ...errors },
       }),
       async (c) => {
-        const note = c.req.header("content-type") ? c.req.valid("json").note : undefined;
+        const { id, digest, note } = c.req.valid("json");
+        sameId(c.req.valid("param").id, id);
         const view = await approvals().vote(
           c.get("principal"),
-          c.req.valid("param").id,
+          id,
           verb === "approve",
           note,
           c.get("requestId"),
+          digest,
         );
         return c.json(view, 200);
       },
@@ -198,8 +224,11 @@ export function approvalRoutes(
         "/v1/approvals/{id}/execute",
         "Run an approved key destruction or policy change, once",
       ),
-      middleware: [gate("approvals.execute", { needsUnsealed: false })] as const,
-      request: { params: IdParam },
+      middleware: [jsonOnly, gate("approvals.execute", { needsUnsealed: false })] as const,
+      request: {
+        params: IdParam,
+        body: { required: true, content: { "application/json": { schema: ExecuteBody } } },
+      },
       responses: {
         200: json(z.object({ approval: ApprovalSchema, result: z.unknown() }), "Done"),
         ...errors,
@@ -207,7 +236,8 @@ export function approvalRoutes(
     }),
     async (c) => {
       const s = approvals();
-      const id = c.req.valid("param").id;
+      const { id, digest } = c.req.valid("json");
+      sameId(c.req.valid("param").id, id);
       const principal = c.get("principal");
       const requestId = c.get("requestId");
       const record = await s.get(id);
@@ -235,7 +265,7 @@ export function approvalRoutes(
           throw new CustosError(409, "key_not_usable", `key '${key.name}' is already ${key.state}`);
         }
       }
-      await s.consume(principal, id, params, requestId);
+      await s.consume(principal, id, params, requestId, undefined, digest);
       let result: unknown;
       if (record.operation === "destroy") {
         result = await deps.keys.scheduleDestruction(bound.key as string, {

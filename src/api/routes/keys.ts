@@ -4,12 +4,22 @@
  * destruction. Responses describe keys and never carry key material.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Operation } from "../../policy/authorizer.js";
 import type { AppDeps } from "../app.js";
 import type { Gate } from "../gate.js";
 import { CreateKeyRequest, KeyInfoSchema, KeyNameParam, UpdateKeyRequest } from "../schemas.js";
 import { json, keyRouteErrors } from "./responses.js";
 
 const errors = keyRouteErrors();
+
+/** The operations a PATCH performs, one per field present (an empty body changes nothing: update). */
+export function patchOperations(body: Readonly<Record<string, unknown>>): Operation[] {
+  const ops = new Set<Operation>();
+  for (const field of Object.keys(body)) {
+    ops.add(field === "enabled" && body.enabled === false ? "keys.disable" : "keys.update");
+  }
+  return ops.size ? [...ops] : ["keys.update"];
+}
 
 export function keyRoutes(app: OpenAPIHono, { keys }: AppDeps, gate: Gate): void {
   const who = (c: { get(k: "principal"): { id: string }; get(k: "requestId"): string }) => ({
@@ -125,10 +135,9 @@ export function keyRoutes(app: OpenAPIHono, { keys }: AppDeps, gate: Gate): void
       tags: ["keys"],
       summary: "Enable or disable, set the minimum decryption version or the rotation period",
       security: [{ bearer: [] }],
-      // Disabling is its own policy operation; every other change is an update.
-      middleware: [
-        gate("keys.update", { refine: (b) => (b.enabled === false ? "keys.disable" : "keys.update") }),
-      ] as const,
+      // Each field is authorised by its own operation, all or nothing: disabling is
+      // `disable`, every other change `update`, so a disable grant cannot carry them.
+      middleware: [gate("keys.update", { refine: patchOperations })] as const,
       request: {
         params: KeyNameParam,
         body: { required: true, content: { "application/json": { schema: UpdateKeyRequest } } },

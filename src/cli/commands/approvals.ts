@@ -5,6 +5,10 @@
  * still missing, what to do next) or JSON. A policy change is requested for
  * a document: `--file` hashes it here, so approvers approve exactly the
  * bytes the requester means, and the server refuses any other document.
+ * Approving, denying and executing name the approval's parameters digest
+ * (`paramsHash`): `--digest` pins the one the caller reviewed (from
+ * `approvals show`); without it the request is read first and its digest
+ * sent, so a request changed meanwhile is still refused by the server.
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
@@ -14,6 +18,33 @@ import { CliError, type Client, EXIT } from "../client.js";
 import { asFormat, print, readJsonFile } from "../io.js";
 
 const formatOption = ["--format <format>", "text or json", "text"] as const;
+const digestOption = [
+  "--digest <sha256>",
+  "the parameters' digest you reviewed (Parameters: sha256:… in 'approvals show'); default: read it now",
+] as const;
+
+/** `{id, digest}` as the server wants it for a vote or an execution. */
+async function seen(client: Client, id: string, digest: string | undefined) {
+  if (digest !== undefined) {
+    const d = digest.replace(/^sha256:/, "");
+    if (!/^[0-9a-f]{64}$/.test(d))
+      throw new CliError("--digest must be 64 hex digits (sha256:…)", EXIT.usage);
+    return { id, digest: d };
+  }
+  const view = await client.request<ApprovalView>("GET", `/v1/approvals/${encodeURIComponent(id)}`);
+  return { id, digest: view.paramsHash };
+}
+
+/** A key-use request's context as the audit keeps it: keys, HMAC'd values, configured clear values. */
+function contextLines(p: Record<string, unknown>): string[] {
+  const entries = (v: unknown) =>
+    typeof v === "object" && v !== null ? Object.entries(v as Record<string, unknown>) : [];
+  const shown = [
+    ...entries(p.clearContext).map(([k, v]) => `${k}=${String(v)}`),
+    ...entries(p.context).map(([k, v]) => `${k}=hmac:${String(v).slice(0, 12)}…`),
+  ];
+  return shown.length ? [`Context:    ${shown.join(", ")} (body bound by MAC)`] : [];
+}
 
 export function describeApproval(a: ApprovalView): string {
   const what = `${a.operation}${a.key ? ` ${a.key}` : ""}`;
@@ -25,6 +56,7 @@ export function describeApproval(a: ApprovalView): string {
     `Requester:  ${a.requester} (${a.organisation})${a.reason ? `: ${a.reason}` : ""}`,
     `Rule:       ${a.rule}, ${a.required} approval(s), expires ${a.expiresAt}`,
     `Parameters: sha256:${a.paramsHash}`,
+    ...contextLines(a.parameters),
     ...a.approvals.map(
       (v) =>
         `Approved:   ${v.principal} (${v.organisation}, ${v.via}) at ${v.at}${v.note ? `: ${v.note}` : ""}`,
@@ -137,12 +169,14 @@ export function approvalCommands(program: Command, client: () => Client): void {
       .command(`${verb} <id>`)
       .description(verb === "approve" ? "approve a request (never your own)" : "deny a request: it ends")
       .option("--note <text>", "your finding, kept with the request and in the audit")
+      .option(...digestOption)
       .option(...formatOption)
-      .action(async (id: string, opts: { note?: string; format: string }) => {
-        const view = await client().request<ApprovalView>(
+      .action(async (id: string, opts: { note?: string; digest?: string; format: string }) => {
+        const api = client();
+        const view = await api.request<ApprovalView>(
           "POST",
           `/v1/approvals/${encodeURIComponent(id)}/${verb}`,
-          opts.note !== undefined ? { note: opts.note } : {},
+          { ...(await seen(api, id, opts.digest)), ...(opts.note !== undefined && { note: opts.note }) },
         );
         print(
           asFormat(opts.format),
@@ -155,11 +189,14 @@ export function approvalCommands(program: Command, client: () => Client): void {
   approvals
     .command("execute <id>")
     .description("run an approved key destruction or policy change (requester only, once)")
+    .option(...digestOption)
     .option(...formatOption)
-    .action(async (id: string, opts: { format: string }) => {
-      const out = await client().request<{ approval: ApprovalView; result: unknown }>(
+    .action(async (id: string, opts: { digest?: string; format: string }) => {
+      const api = client();
+      const out = await api.request<{ approval: ApprovalView; result: unknown }>(
         "POST",
         `/v1/approvals/${encodeURIComponent(id)}/execute`,
+        await seen(api, id, opts.digest),
       );
       print(asFormat(opts.format), out, () => `Executed.\n${describeApproval(out.approval)}`);
     });

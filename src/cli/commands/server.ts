@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import pino from "pino";
+import { parseAllowedOrigin } from "../../api/browser-guard.js";
 import { reloadPolicy } from "../../api/policy-reload.js";
 import { type CustosNode, listen, openNode } from "../../api/server.js";
 import { type AuditContextConfig, auditContextConfig } from "../../audit/audit-context.js";
@@ -96,6 +97,11 @@ export function serverCommand(program: Command): void {
       "--tls-client-ca <file>",
       "mutual TLS: verify client certificates against this CA (PEM); the policy maps them to principals",
     )
+    .option(
+      "--allowed-origin <origin>",
+      "a browser origin (https://host[:port]) allowed to call the API (repeatable); requests from any other Origin are refused",
+      collect,
+    )
     .option("--log-level <level>", "pino log level", "info")
     .action(
       async (opts: {
@@ -121,6 +127,7 @@ export function serverCommand(program: Command): void {
         tlsCert?: string;
         tlsKey?: string;
         tlsClientCa?: string;
+        allowedOrigin?: string[];
         logLevel: string;
       }) => {
         if (!opts.dev && !opts.dataDir)
@@ -137,6 +144,13 @@ export function serverCommand(program: Command): void {
         const tls = tlsFiles(opts, policy);
         const witnesses = witnessConfig(opts.witness, opts.witnessKey, opts.witnessInterval);
         const auditContext = contextKeys(opts.identifyingContextKeys, opts.clearContextKeys);
+        const allowedOrigins = (opts.allowedOrigin ?? []).map((o) => {
+          try {
+            return parseAllowedOrigin(o);
+          } catch (err) {
+            throw new CliError(`--allowed-origin: ${(err as Error).message}`, EXIT.usage);
+          }
+        });
         // Files the node creates (database, WAL, dev keys) are the owner's alone.
         process.umask(0o077);
         const log = pino({ level: opts.logLevel }, pino.destination(2));
@@ -162,6 +176,7 @@ export function serverCommand(program: Command): void {
             policy,
             jwt,
             clientCerts: tls?.clientCa !== undefined,
+            allowedOrigins,
             shareNodes: parseShareNodes(opts.shareNode),
             repositories: repositoriesFrom(opts.repositories),
           });
