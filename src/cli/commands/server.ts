@@ -27,9 +27,11 @@ import {
 } from "../../custody/custodian-key.js";
 import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
 import { type RepositoryConfig, readRepositoryConfig } from "../../repository/config.js";
+import type { ShareNodeLink } from "../../threshold/share-node-link.js";
 import { CliError, EXIT } from "../client.js";
 import { collect } from "../io.js";
 import { jwtVerifier, loadPolicy, tlsFiles } from "../server-access.js";
+import { shareNodeLink } from "../share-node-access.js";
 
 const DEV_CUSTODIANS = ["dev-alice", "dev-bob", "dev-carol"];
 
@@ -78,6 +80,16 @@ export function serverCommand(program: Command): void {
       "a share node for threshold keys (repeatable); allow this node's key on it (logged at start)",
       collect,
     )
+    .option("--share-node-ca <file>", "verify share nodes' HTTPS certificates against this CA (PEM)")
+    .option(
+      "--share-node-client-cert <file>",
+      "client certificate (PEM) for share nodes that require mutual TLS",
+    )
+    .option("--share-node-client-key <file>", "its private key (PEM)")
+    .option(
+      "--insecure-share-node-http",
+      "allow plain http:// share nodes (and share-node repositories) that are not on loopback",
+    )
     .option(
       "--tpm-seal [pcrs]",
       "seal the root key to the TPM at the next unseal (comma-separated SHA-256 PCRs, default 7), so restarts need no custodians",
@@ -113,6 +125,10 @@ export function serverCommand(program: Command): void {
         tpmSeal?: string | true;
         repositories?: string;
         shareNode?: string[];
+        shareNodeCa?: string;
+        shareNodeClientCert?: string;
+        shareNodeClientKey?: string;
+        insecureShareNodeHttp?: boolean;
         policy?: string;
         jwksFile?: string;
         jwksUrl?: string;
@@ -137,6 +153,9 @@ export function serverCommand(program: Command): void {
         const tls = tlsFiles(opts, policy);
         const witnesses = witnessConfig(opts.witness, opts.witnessKey, opts.witnessInterval);
         const auditContext = contextKeys(opts.identifyingContextKeys, opts.clearContextKeys);
+        const link = shareNodeLink(opts);
+        const shareNodes = parseShareNodes(opts.shareNode, link);
+        const repositories = repositoriesFrom(opts.repositories, link);
         // Files the node creates (database, WAL, dev keys) are the owner's alone.
         process.umask(0o077);
         const log = pino({ level: opts.logLevel }, pino.destination(2));
@@ -162,8 +181,9 @@ export function serverCommand(program: Command): void {
             policy,
             jwt,
             clientCerts: tls?.clientCa !== undefined,
-            shareNodes: parseShareNodes(opts.shareNode),
-            repositories: repositoriesFrom(opts.repositories),
+            shareNodes,
+            shareNodeLink: link,
+            repositories,
           });
         } catch (err) {
           if (devSwtpm) stopDevSwtpm(devSwtpm);
@@ -392,8 +412,8 @@ async function devBootstrap(
   return rootToken;
 }
 
-/** `--share-node NAME=URL`, repeatable, into a map; names as in docs/FORMATS.md §11. */
-export function parseShareNodes(values: string[] | undefined): Map<string, string> {
+/** `--share-node NAME=URL`, repeatable, into a map; names as in docs/FORMATS.md §11, URLs as `link` allows. */
+export function parseShareNodes(values: string[] | undefined, link: ShareNodeLink): Map<string, string> {
   const nodes = new Map<string, string>();
   for (const v of values ?? []) {
     const m = /^([a-z0-9][a-z0-9._-]{0,63})=(https?:\/\/\S+)$/.exec(v);
@@ -403,16 +423,21 @@ export function parseShareNodes(values: string[] | undefined): Map<string, strin
         EXIT.usage,
       );
     if (nodes.has(m[1]!)) throw new CliError(`--share-node '${m[1]}' is given twice`, EXIT.usage);
+    try {
+      link.check(m[2]!);
+    } catch (err) {
+      throw new CliError(`--share-node ${m[1]}: ${(err as Error).message}`, EXIT.usage);
+    }
     nodes.set(m[1]!, m[2]!);
   }
   return nodes;
 }
 
 /** `--repositories FILE`, read and checked before the node opens (the file's credentials are never printed). */
-function repositoriesFrom(file: string | undefined): RepositoryConfig | undefined {
+function repositoriesFrom(file: string | undefined, link: ShareNodeLink): RepositoryConfig | undefined {
   if (file === undefined) return undefined;
   try {
-    return readRepositoryConfig(file);
+    return readRepositoryConfig(file, link);
   } catch (err) {
     throw new CliError(`--repositories ${file}: ${(err as Error).message}`, EXIT.usage);
   }
