@@ -16,6 +16,7 @@
  * rather than fetch: a third of fetch's cost per request here, and fetch
  * takes no CA or client certificate without undici.
  */
+import { X509Certificate } from "node:crypto";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { isIPv4 } from "node:net";
@@ -89,7 +90,15 @@ export class ShareNodeLink {
       ...(tls.cert && tls.key && { cert: tls.cert, key: tls.key }),
     };
     // Built once now so that a PEM that does not parse, or a key that does not
-    // match its certificate, fails at configuration rather than at the first unwrap.
+    // match its certificate, fails at configuration rather than at the first
+    // unwrap. OpenSSL skips a CA that is not a certificate; X509Certificate does not.
+    if (tls.ca) {
+      try {
+        new X509Certificate(tls.ca);
+      } catch {
+        throw new RangeError("the share-node CA is not a PEM certificate");
+      }
+    }
     createSecureContext(options);
     this.#https = new HttpsAgent({ keepAlive: true, ...options });
   }
