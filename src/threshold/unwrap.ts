@@ -59,8 +59,10 @@ export class PartialCollector {
   /** S = x·R from a quorum of every trust set, asked on a blinded point. Throws ThresholdUnavailableError naming the nodes that failed. */
   async sharedPoint(key: ThresholdKey, r: Point): Promise<Point> {
     // ρ: 64 CSPRNG bytes reduced mod ℓ, non-zero (the bytes are wiped by
-    // randomScalar). Constant-time multiplications on both sides; bigints
-    // cannot be wiped, so "zeroing" ρ only drops the references early.
+    // randomScalar), one per unwrap. The two multiplications are @noble's
+    // constant-time ones; the inversion is bigint arithmetic, like all scalar
+    // arithmetic here (README, Security considerations). Bigints cannot be
+    // wiped, so "zeroing" ρ only drops the references early.
     let rho = randomScalar();
     const blinded = r.multiply(rho);
     let unblind = 0n;
