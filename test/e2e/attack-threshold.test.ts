@@ -195,11 +195,7 @@ describe("finding 2: a passive recorder on the share-node links cannot recover a
       .update(pointToBytes(s))
       .digest();
     // GCM with the all-zero IV encrypts with CTR from counter block 0^96 ‖ 00000002.
-    const ctr = createDecipheriv(
-      "aes-256-ctr",
-      wk,
-      Buffer.from(`${"00".repeat(12)}00000002`, "hex"),
-    );
+    const ctr = createDecipheriv("aes-256-ctr", wk, Buffer.from(`${"00".repeat(12)}00000002`, "hex"));
     const body = blob.subarray(header.headerLength, blob.length - 16);
     const recovered = Buffer.concat([ctr.update(body), ctr.final()]);
     expect(recovered.length).toBe(dataKey.length);
@@ -380,25 +376,24 @@ describe("finding 2: share nodes over HTTPS with mutual TLS; plain http:// off l
       `repositories:\n  r1: { type: share-node, url: "http://192.0.2.10:8300", token: "${"t".repeat(24)}" }\n`,
     );
     const dev = (d: string) => ["server", "--dev", "--no-tpm", "--listen", "127.0.0.1:0", "--data-dir", f(d)];
-    const [refused, repos, allowed] = await Promise.all([
-      runCli([...dev("far1"), "--share-node", far]),
-      runCli([...dev("far2"), "--repositories", f("repos.yaml")]),
-      startServer([
-        "--dev",
-        "--no-tpm",
-        "--data-dir",
-        f("far3"),
-        "--share-node",
-        far,
-        "--insecure-share-node-http",
-      ]),
-    ]);
+    // One after the other: each is a node process, and the machine may be busy.
+    const refused = await runCli([...dev("far1"), "--share-node", far]);
+    const repos = await runCli([...dev("far2"), "--repositories", f("repos.yaml")]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(
       /--share-node far: .*plain http:\/\/.*not loopback.*--insecure-share-node-http/,
     );
     expect(repos.code).toBe(2);
     expect(repos.stderr).toMatch(/repositories\.r1: .*plain http:\/\/.*--insecure-share-node-http/);
+    const allowed = await startServer([
+      "--dev",
+      "--no-tpm",
+      "--data-dir",
+      f("far3"),
+      "--share-node",
+      far,
+      "--insecure-share-node-http",
+    ]);
     await allowed.stop();
   }, 120_000);
 });
