@@ -32,6 +32,7 @@ import type { RepositoryConfig } from "../repository/config.js";
 import { openSqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
 import { ThresholdCoordinator } from "../threshold/coordinator.js";
+import type { ShareNodeLink } from "../threshold/share-node-link.js";
 import { TpmClient } from "../tpm/client.js";
 import { transportFromAddress } from "../tpm/transport.js";
 import { type App, createApp } from "./app.js";
@@ -63,6 +64,8 @@ export interface NodeOptions {
   allowedOrigins?: readonly string[];
   /** Share nodes for threshold keys, name → URL (docs/FORMATS.md §11); none: no threshold keys. */
   shareNodes?: ReadonlyMap<string, string>;
+  /** How share nodes are reached (TLS, plain-http rule); default: https:// with system CAs, http:// on loopback. */
+  shareNodeLink?: ShareNodeLink;
   /** Share repositories for the custody tree's `repository` leaves (repository/config.ts). */
   repositories?: RepositoryConfig;
 }
@@ -95,6 +98,7 @@ export async function openNode({
   clientCerts = false,
   allowedOrigins = [],
   shareNodes,
+  shareNodeLink,
   repositories,
 }: NodeOptions): Promise<CustosNode> {
   // Checked before anything is opened: a bad list must stop the node, not log PHI.
@@ -148,7 +152,7 @@ export async function openNode({
     seal,
     auditor,
     destructionWaitSeconds ?? DEFAULT_DESTRUCTION_WAIT_SECONDS,
-    new ProtectionLevels(tpm?.keys ?? null, thresholdCoordinator(shareNodes, identity, log)),
+    new ProtectionLevels(tpm?.keys ?? null, thresholdCoordinator(shareNodes, identity, log, shareNodeLink)),
   );
   // A TPM reset takes the root key and every TPM key with it: seal, then let
   // the TPM seal (if enabled and the PCRs still match) unseal again.
@@ -275,6 +279,7 @@ function thresholdCoordinator(
   nodes: ReadonlyMap<string, string> | undefined,
   identity: NodeIdentity,
   log: Logger,
+  link?: ShareNodeLink,
 ): ThresholdCoordinator | null {
   if (!nodes || nodes.size === 0) return null;
   log.info(
@@ -284,6 +289,7 @@ function thresholdCoordinator(
   return new ThresholdCoordinator({
     signer: { publicKey: identity.publicKey, sign: (m) => identity.signShareRequest(m) },
     nodes,
+    link,
     onBadPartial: (bad) =>
       log.warn({ shareNodes: bad }, "share nodes gave partials that failed their proofs"),
   });

@@ -5,12 +5,16 @@
  * they come from this file (or a file it names), go to the repository that
  * needs them, and nowhere else — `describeRepositories` gives a loggable
  * summary without them, and `redact` scrubs them from any message that might
- * echo them back.
+ * echo them back. Share-node repositories are reached over the node's
+ * ShareNodeLink (the `--share-node-ca`/client-certificate/insecure-http
+ * options of `custos server`), and a plain http:// URL off loopback is
+ * refused here, when the file is read.
  */
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import type { ShareNodeLink } from "../threshold/share-node-link.js";
 import { DirectoryRepository } from "./directory.js";
 import { PostgresRepository, TABLE_RE } from "./postgres.js";
 import { ShareNodeRepository } from "./share-node-client.js";
@@ -56,8 +60,8 @@ function readSecret(value: string | undefined, file: string | undefined, base: s
   return readFileSync(resolve(base, file), "utf8").trim();
 }
 
-/** Builds the repositories from parsed YAML/JSON; `base` resolves relative paths. */
-export function repositoryConfig(raw: unknown, base: string): RepositoryConfig {
+/** Builds the repositories from parsed YAML/JSON; `base` resolves relative paths; `link` reaches share nodes. */
+export function repositoryConfig(raw: unknown, base: string, link?: ShareNodeLink): RepositoryConfig {
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -82,7 +86,7 @@ export function repositoryConfig(raw: unknown, base: string): RepositoryConfig {
       } else {
         const token = readSecret(e.token, e.tokenFile, base, "token");
         secrets.push(token);
-        repositories.set(name, new ShareNodeRepository({ url: e.url, token, timeoutMs }));
+        repositories.set(name, new ShareNodeRepository({ url: e.url, token, timeoutMs, link }));
         summary[name] = `share node ${new URL(e.url).origin}`;
       }
     } catch (err) {
@@ -93,9 +97,9 @@ export function repositoryConfig(raw: unknown, base: string): RepositoryConfig {
 }
 
 /** Reads `--repositories FILE` (YAML or JSON). */
-export function readRepositoryConfig(file: string): RepositoryConfig {
+export function readRepositoryConfig(file: string, link?: ShareNodeLink): RepositoryConfig {
   const raw: unknown = parseYaml(readFileSync(file, "utf8"));
-  return repositoryConfig(raw, dirname(resolve(file)));
+  return repositoryConfig(raw, dirname(resolve(file)), link);
 }
 
 /** `message` with every configured credential (and its URL-encoded form) replaced by "[redacted]". */

@@ -1,7 +1,11 @@
 /**
  * The threshold routes of a share node (docs/FORMATS.md §11): its public keys,
  * the two DKG/refresh steps (deal, complete), committing a refresh, and the
- * partial decryption with its DLEQ proof. Every route but `info` requires a
+ * partial decryption with its DLEQ proof. A partial request carries the
+ * blinded point R' = ρ·R (format custos-partial-request/v2, §11.5), which is
+ * all this node sees and audits; a version-1 request (the ciphertext's own
+ * point, no `format`) is refused with `unsupported_format`. Every route but
+ * `info` requires a
  * request signed by an allowed custos node (threshold/request-auth.ts), and
  * every body is checked with the zod schemas of threshold/wire.ts. Every
  * partial and every round is written to the share node's audit file before
@@ -11,7 +15,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Context, Hono } from "hono";
-import type { z } from "zod";
+import { z } from "zod";
 import { b64u, zero } from "../crypto/bytes.js";
 import { DealingError, makeDealing, openDealings } from "../threshold/dkg.js";
 import { encodeDleq } from "../threshold/dleq.js";
@@ -22,8 +26,11 @@ import {
   CommitRequest,
   CompleteRequest,
   DealRequest,
+  PARTIAL_FORMAT,
+  PARTIAL_REQUEST_FORMAT,
   PartialRequest,
   type Round,
+  SHARE_NODE_FORMAT,
 } from "../threshold/wire.js";
 import type { ShareNodeKeys } from "./node-keys.js";
 import type { PartialAudit } from "./partial-audit.js";
@@ -104,6 +111,31 @@ function selfIn(round: Round, self: number, keys: ShareNodeKeys): void {
   }
 }
 
+/**
+ * The body of a partial request, version 2 only: a request without our
+ * `format` (version 1 sent the ciphertext's own point) is refused by name.
+ */
+function partialRequest(json: unknown): PartialRequest {
+  const format = (json as { format?: unknown } | null)?.format;
+  if (format !== PARTIAL_REQUEST_FORMAT) {
+    throw new Refusal(
+      400,
+      "unsupported_format",
+      `partial requests must be ${PARTIAL_REQUEST_FORMAT} (a blinded point, docs/FORMATS.md §11.5); this one is ${typeof format === "string" ? `'${format.slice(0, 64)}'` : "version 1 (an unblinded point)"}, which this share node refuses: upgrade the custos node`,
+    );
+  }
+  const parsed = PartialRequest.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Refusal(
+      400,
+      "invalid_request",
+      `${issue?.path.join(".") || "body"}: ${issue?.message ?? "invalid"}`,
+    );
+  }
+  return parsed.data;
+}
+
 export function thresholdRoutes(app: Hono, deps: ThresholdRouteDeps): void {
   const { keys, files, audit } = deps;
   const verificationShares = new Map<string, ReturnType<typeof G.multiply>>();
@@ -124,7 +156,7 @@ export function thresholdRoutes(app: Hono, deps: ThresholdRouteDeps): void {
 
   app.get("/v1/threshold/info", (c) =>
     c.json({
-      format: "custos-share-node/v1",
+      format: SHARE_NODE_FORMAT,
       identityKey: b64u.encode(keys.publicKey),
       hpkeKey: b64u.encode(keys.hpkePublicKey),
     }),
@@ -243,7 +275,8 @@ export function thresholdRoutes(app: Hono, deps: ThresholdRouteDeps): void {
   app.post(
     "/v1/threshold/partial",
     guarded(async (c) => {
-      const { node, body } = await signedBody(c, deps, PartialRequest);
+      const { node, body: json } = await signedBody(c, deps, z.unknown());
+      const body = partialRequest(json);
       let r: ReturnType<typeof pointFromBytes>;
       try {
         r = pointFromBytes(b64u.decode(body.point, "point"), "point");
@@ -274,6 +307,7 @@ export function thresholdRoutes(app: Hono, deps: ThresholdRouteDeps): void {
           set: file.set,
           index: file.index,
           epoch: body.epoch,
+          // R', the blinded point: all this node ever learns of the ciphertext.
           point: body.point,
         });
         recorded.catch(() => undefined); // awaited below; this only keeps an early rejection from going unhandled
@@ -289,6 +323,7 @@ export function thresholdRoutes(app: Hono, deps: ThresholdRouteDeps): void {
         const answer = deps.wrongPartials ? partial.add(G) : partial;
         await recorded;
         return c.json({
+          format: PARTIAL_FORMAT,
           index: file.index,
           partial: b64u.encode(pointToBytes(answer)),
           proof: b64u.encode(encodeDleq(proof)),

@@ -3,8 +3,12 @@
  * the DKG and refresh rounds over HTTP without ever seeing a share in the
  * clear (dealings carry HPKE ciphertexts addressed to each share node), and it
  * computes S = x·R for an unwrap from partials of a quorum of every trust set
- * (unwrap.ts). Every generation and refresh round needs every member of every
- * set and is abandoned, naming the share nodes at fault, if any fails.
+ * on a blinded point (unwrap.ts). Every generation and refresh round needs
+ * every member of every set and is abandoned, naming the share nodes at
+ * fault, if any fails. Every call goes over one ShareNodeLink (HTTPS with the
+ * configured CA and client certificate; plain http:// only to loopback unless
+ * allowed), and the configured URLs are checked against it at construction,
+ * so a bad URL stops the node at start rather than at the first unwrap.
  */
 import { b64u, hex, randomBytes } from "../crypto/bytes.js";
 import {
@@ -20,6 +24,7 @@ import { addCommitments, evaluateCommitments } from "./feldman.js";
 import { type Point, pointFromBytes } from "./group.js";
 import type { RequestSigner } from "./request-auth.js";
 import { callShareNode, DEFAULT_TIMEOUT_MS, fetchInfo, type ShareNodeRef } from "./share-node-client.js";
+import { DEFAULT_LINK, type ShareNodeLink } from "./share-node-link.js";
 import { PartialCollector } from "./unwrap.js";
 import { CommitResponse, CompleteResponse, Dealing, type Dealing as DealingT, type Round } from "./wire.js";
 
@@ -39,18 +44,31 @@ export interface CoordinatorOptions {
   /** Share nodes this custos node may use, by name. */
   nodes: ReadonlyMap<string, string>;
   timeoutMs?: number;
+  /** How share nodes are reached; default: https:// with the system CAs, or http:// on loopback. */
+  link?: ShareNodeLink;
   /** Called with the names of share nodes that gave partials failing their proofs. */
   onBadPartial?: (nodes: string[]) => void;
 }
 
 export class ThresholdCoordinator {
   readonly #timeout: number;
+  readonly #link: ShareNodeLink;
   readonly #collector: PartialCollector;
 
+  /** Throws RangeError naming the share node whose URL the link refuses. */
   constructor(private readonly options: CoordinatorOptions) {
     this.#timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#link = options.link ?? DEFAULT_LINK;
+    for (const [name, url] of options.nodes) {
+      try {
+        this.#link.check(url);
+      } catch (err) {
+        throw new RangeError(`share node '${name}': ${(err as Error).message}`);
+      }
+    }
     this.#collector = new PartialCollector({
       ...options,
+      link: this.#link,
       timeoutMs: this.#timeout,
       ref: (m) => this.#ref(m),
     });
@@ -111,7 +129,7 @@ export class ThresholdCoordinator {
     const members: Member[] = await Promise.all(
       spec.nodes.map(async (node, i) => {
         const url = this.options.nodes.get(node)!;
-        const info = await fetchInfo(node, url, this.#timeout).catch((err: unknown) => {
+        const info = await fetchInfo(node, url, this.#timeout, this.#link).catch((err: unknown) => {
           throw new ThresholdRoundError(
             [node],
             `key generation needs every share node of set '${spec.name}': ${(err as Error).message}`,
@@ -161,6 +179,7 @@ export class ThresholdCoordinator {
           { round, self: m.index },
           Dealing,
           this.#timeout,
+          this.#link,
         ),
       ),
     );
@@ -200,6 +219,7 @@ export class ThresholdCoordinator {
           { round, self: m.index, dealings },
           CompleteResponse,
           this.#timeout,
+          this.#link,
         ),
       ),
     );
@@ -277,6 +297,7 @@ export class ThresholdCoordinator {
             { shareId: set.shareId, epoch: set.epoch },
             CommitResponse,
             this.#timeout,
+            this.#link,
           ).catch(() => {
             missed.push(m.node);
           }),

@@ -1,6 +1,8 @@
 /**
  * A partial decryption (docs/FORMATS.md §11.5): share node i answers a point
- * R with P_i = x_i·R and a DLEQ proof that log_G(Y_i) = log_R(P_i). The proof
+ * R with P_i = x_i·R and a DLEQ proof that log_G(Y_i) = log_R(P_i). R is
+ * always a blinded point ρ·R_ciphertext chosen by the custos node (unwrap.ts);
+ * nothing here depends on that, the proof holds for any point. The proof
  * context binds the share id, the epoch and the index, so a proof made for one
  * key, one refresh epoch or one index does not verify for another — in
  * particular, a share kept from before a refresh proves nothing against the

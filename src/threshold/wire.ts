@@ -84,15 +84,35 @@ export const CompleteResponse = z
 export const CommitRequest = z.object({ shareId: ShareId, epoch: Epoch }).strict();
 export const CommitResponse = CommitRequest;
 
+/**
+ * Version 2 of the partial exchange (§11.5): `point` is the blinded R' = ρ·R,
+ * never the ciphertext's R. Version 1 (no `format` field, unblinded) is
+ * refused by both sides with an error that names it.
+ */
+export const PARTIAL_REQUEST_FORMAT = "custos-partial-request/v2";
+export const PARTIAL_FORMAT = "custos-partial/v2";
+/** What `GET /v1/threshold/info` announces; v1 share nodes answered unblinded partials. */
+export const SHARE_NODE_FORMAT = "custos-share-node/v2";
+
 export const PartialRequest = z
-  .object({ shareId: ShareId, epoch: Epoch, point: PointB64, key: KeyName, version: z.number().int().min(1) })
+  .object({
+    format: z.literal(PARTIAL_REQUEST_FORMAT),
+    shareId: ShareId,
+    epoch: Epoch,
+    /** b64u(R'), the blinded point. */
+    point: PointB64,
+    key: KeyName,
+    version: z.number().int().min(1),
+  })
   .strict();
 export type PartialRequest = z.infer<typeof PartialRequest>;
 
-export const PartialResponse = z.object({ index: Index, partial: PointB64, proof: ProofB64 }).strict();
+export const PartialResponse = z
+  .object({ format: z.literal(PARTIAL_FORMAT), index: Index, partial: PointB64, proof: ProofB64 })
+  .strict();
 
 export const NodeInfo = z
-  .object({ format: z.literal("custos-share-node/v1"), identityKey: PointB64, hpkeKey: PointB64 })
+  .object({ format: z.literal(SHARE_NODE_FORMAT), identityKey: PointB64, hpkeKey: PointB64 })
   .strict();
 export type NodeInfo = z.infer<typeof NodeInfo>;
 

@@ -66,10 +66,19 @@ describe("share-node routes refuse what they should", () => {
     const stranger = testSigner();
     const foreign = await post(url, "/v1/threshold/partial", {}, sign(stranger, {}));
     expect(foreign.status).toBe(401);
-    const bad = { shareId: "zz", epoch: 0, point: "x", key: "k", version: 1 };
+    const format = "custos-partial-request/v2";
+    const bad = { format, shareId: "zz", epoch: 0, point: "x", key: "k", version: 1 };
     const invalid = await post(url, "/v1/threshold/partial", bad, sign(signer, bad));
     expect(invalid.status).toBe(400);
-    const identity = { shareId: "00".repeat(16), epoch: 1, point: "A".repeat(43), key: "k", version: 1 };
+    expect(((await invalid.json()) as { error: string }).error).toBe("invalid_request");
+    // Version 1 (no format: the ciphertext's own, unblinded point) is refused by name.
+    const v1 = { shareId: "00".repeat(16), epoch: 1, point: "A".repeat(43), key: "k", version: 1 };
+    const old = await post(url, "/v1/threshold/partial", v1, sign(signer, v1));
+    expect(old.status).toBe(400);
+    const oldAnswer = (await old.json()) as { error: string; message: string };
+    expect(oldAnswer.error).toBe("unsupported_format");
+    expect(oldAnswer.message).toMatch(/custos-partial-request\/v2.*version 1 \(an unblinded point\)/);
+    const identity = { ...v1, format };
     const idPoint = await post(url, "/v1/threshold/partial", identity, sign(signer, identity));
     expect(idPoint.status).toBe(400);
     expect(((await idPoint.json()) as { message: string }).message).toMatch(/identity/);

@@ -47,4 +47,18 @@ describe("signed share-node requests", () => {
       reason: "malformed",
     });
   });
+
+  it("binds the blinded point: a partial request whose point R' is swapped (say for the ciphertext's R) is refused", () => {
+    const signer = testSigner();
+    const v = new RequestVerifier(self, [signer.publicKey]);
+    const request = (point: string) =>
+      new TextEncoder().encode(
+        JSON.stringify({ format: "custos-partial-request/v2", shareId: "00".repeat(16), epoch: 1, point }),
+      );
+    const h = signRequest(signer, "POST", "/v1/threshold/partial", self, request("B".repeat(43)));
+    expect(v.verify("POST", "/v1/threshold/partial", (n) => h[n], request("C".repeat(43)))).toEqual({
+      ok: false,
+      reason: "bad_signature",
+    });
+  });
 });

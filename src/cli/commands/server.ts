@@ -28,9 +28,11 @@ import {
 } from "../../custody/custodian-key.js";
 import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
 import { type RepositoryConfig, readRepositoryConfig } from "../../repository/config.js";
+import type { ShareNodeLink } from "../../threshold/share-node-link.js";
 import { CliError, EXIT } from "../client.js";
 import { collect } from "../io.js";
 import { jwtVerifier, loadPolicy, tlsFiles } from "../server-access.js";
+import { shareNodeLink } from "../share-node-access.js";
 
 const DEV_CUSTODIANS = ["dev-alice", "dev-bob", "dev-carol"];
 
@@ -79,6 +81,16 @@ export function serverCommand(program: Command): void {
       "a share node for threshold keys (repeatable); allow this node's key on it (logged at start)",
       collect,
     )
+    .option("--share-node-ca <file>", "verify share nodes' HTTPS certificates against this CA (PEM)")
+    .option(
+      "--share-node-client-cert <file>",
+      "client certificate (PEM) for share nodes that require mutual TLS",
+    )
+    .option("--share-node-client-key <file>", "its private key (PEM)")
+    .option(
+      "--insecure-share-node-http",
+      "allow plain http:// share nodes (and share-node repositories) that are not on loopback",
+    )
     .option(
       "--tpm-seal [pcrs]",
       "seal the root key to the TPM at the next unseal (comma-separated SHA-256 PCRs, default 7), so restarts need no custodians",
@@ -119,6 +131,10 @@ export function serverCommand(program: Command): void {
         tpmSeal?: string | true;
         repositories?: string;
         shareNode?: string[];
+        shareNodeCa?: string;
+        shareNodeClientCert?: string;
+        shareNodeClientKey?: string;
+        insecureShareNodeHttp?: boolean;
         policy?: string;
         jwksFile?: string;
         jwksUrl?: string;
@@ -151,6 +167,9 @@ export function serverCommand(program: Command): void {
             throw new CliError(`--allowed-origin: ${(err as Error).message}`, EXIT.usage);
           }
         });
+        const link = shareNodeLink(opts);
+        const shareNodes = parseShareNodes(opts.shareNode, link);
+        const repositories = repositoriesFrom(opts.repositories, link);
         // Files the node creates (database, WAL, dev keys) are the owner's alone.
         process.umask(0o077);
         const log = pino({ level: opts.logLevel }, pino.destination(2));
@@ -177,8 +196,9 @@ export function serverCommand(program: Command): void {
             jwt,
             clientCerts: tls?.clientCa !== undefined,
             allowedOrigins,
-            shareNodes: parseShareNodes(opts.shareNode),
-            repositories: repositoriesFrom(opts.repositories),
+            shareNodes,
+            shareNodeLink: link,
+            repositories,
           });
         } catch (err) {
           if (devSwtpm) stopDevSwtpm(devSwtpm);
@@ -407,8 +427,8 @@ async function devBootstrap(
   return rootToken;
 }
 
-/** `--share-node NAME=URL`, repeatable, into a map; names as in docs/FORMATS.md §11. */
-export function parseShareNodes(values: string[] | undefined): Map<string, string> {
+/** `--share-node NAME=URL`, repeatable, into a map; names as in docs/FORMATS.md §11, URLs as `link` allows. */
+export function parseShareNodes(values: string[] | undefined, link: ShareNodeLink): Map<string, string> {
   const nodes = new Map<string, string>();
   for (const v of values ?? []) {
     const m = /^([a-z0-9][a-z0-9._-]{0,63})=(https?:\/\/\S+)$/.exec(v);
@@ -418,16 +438,21 @@ export function parseShareNodes(values: string[] | undefined): Map<string, strin
         EXIT.usage,
       );
     if (nodes.has(m[1]!)) throw new CliError(`--share-node '${m[1]}' is given twice`, EXIT.usage);
+    try {
+      link.check(m[2]!);
+    } catch (err) {
+      throw new CliError(`--share-node ${m[1]}: ${(err as Error).message}`, EXIT.usage);
+    }
     nodes.set(m[1]!, m[2]!);
   }
   return nodes;
 }
 
 /** `--repositories FILE`, read and checked before the node opens (the file's credentials are never printed). */
-function repositoriesFrom(file: string | undefined): RepositoryConfig | undefined {
+function repositoriesFrom(file: string | undefined, link: ShareNodeLink): RepositoryConfig | undefined {
   if (file === undefined) return undefined;
   try {
-    return readRepositoryConfig(file);
+    return readRepositoryConfig(file, link);
   } catch (err) {
     throw new CliError(`--repositories ${file}: ${(err as Error).message}`, EXIT.usage);
   }

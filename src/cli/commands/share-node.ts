@@ -5,8 +5,12 @@
  * keys and shares in DIR, answers only requests signed by the custos nodes it
  * is told to trust (`--allow-node`, repeatable: the node identity keys custos
  * servers print at start), and audits what it gives to DIR/threshold-audit.jsonl.
+ * With `--tls-cert/--tls-key` it serves HTTPS, and with `--tls-client-ca`
+ * mutual TLS: a client without a certificate from that CA does not complete
+ * the handshake (custos nodes refuse plain http:// share nodes off loopback).
  */
 import { mkdirSync, readFileSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
@@ -39,6 +43,33 @@ function allowedKeys(values: string[] | undefined): Uint8Array[] {
   });
 }
 
+/** `--tls-cert/--tls-key[/--tls-client-ca]` as @hono/node-server options for an HTTPS listener, or nothing. */
+function tlsListener(opts: { tlsCert?: string; tlsKey?: string; tlsClientCa?: string }) {
+  if (opts.tlsCert === undefined && opts.tlsKey === undefined) {
+    if (opts.tlsClientCa) throw new CliError("--tls-client-ca needs --tls-cert and --tls-key", EXIT.usage);
+    return undefined;
+  }
+  if (!opts.tlsCert || !opts.tlsKey) throw new CliError("give --tls-cert and --tls-key together", EXIT.usage);
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new CliError(`${flag} ${file}: ${(err as Error).message}`, EXIT.usage);
+    }
+  };
+  const ca = opts.tlsClientCa === undefined ? undefined : read("--tls-client-ca", opts.tlsClientCa);
+  return {
+    createServer: createHttpsServer,
+    serverOptions: {
+      cert: read("--tls-cert", opts.tlsCert),
+      key: read("--tls-key", opts.tlsKey),
+      minVersion: "TLSv1.2" as const,
+      // Unlike the custos API, a share node has no JSON 401 to give a client without a certificate.
+      ...(ca && { ca, requestCert: true, rejectUnauthorized: true }),
+    },
+  };
+}
+
 export function shareNodeCommand(program: Command): void {
   program
     .command("share-node")
@@ -51,6 +82,12 @@ export function shareNodeCommand(program: Command): void {
       "serve custody-tree repository shares (stored in DIR/repository) to requests bearing the token in this file (repeatable)",
       collect,
     )
+    .option("--tls-cert <file>", "serve HTTPS: the share node's certificate chain (PEM)")
+    .option("--tls-key <file>", "the share node's private key (PEM)")
+    .option(
+      "--tls-client-ca <file>",
+      "mutual TLS: require client certificates issued by this CA (PEM) from custos nodes",
+    )
     .option("--insecure-test-wrong-partials", "TEST ONLY: answer partial requests with wrong partials")
     .action(
       async (opts: {
@@ -58,9 +95,13 @@ export function shareNodeCommand(program: Command): void {
         listen: string;
         allowNode?: string[];
         repositoryTokenFile?: string[];
+        tlsCert?: string;
+        tlsKey?: string;
+        tlsClientCa?: string;
         insecureTestWrongPartials?: boolean;
       }) => {
         const { host, port } = parseListen(opts.listen);
+        const tls = tlsListener(opts);
         const allowed = allowedKeys(opts.allowNode);
         process.umask(0o077);
         mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -90,7 +131,7 @@ export function shareNodeCommand(program: Command): void {
           c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404),
         );
         const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-          const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
+          const s = serve({ fetch: app.fetch, hostname: host, port, ...tls }, () => resolve(s));
           s.once("error", reject);
         });
         const address = server.address() as AddressInfo;
@@ -101,7 +142,7 @@ export function shareNodeCommand(program: Command): void {
         if (opts.insecureTestWrongPartials)
           process.stderr.write("custos share-node: TEST FAULT INJECTION ON: partials are wrong\n");
         process.stdout.write(
-          `share node identity ${b64u.encode(keys.publicKey)} hpke ${b64u.encode(keys.hpkePublicKey)}\nlistening on http://${address.address}:${address.port}\n`,
+          `share node identity ${b64u.encode(keys.publicKey)} hpke ${b64u.encode(keys.hpkePublicKey)}\nlistening on ${tls ? "https" : "http"}://${address.address}:${address.port}\n`,
         );
         const stop = () => server.close(() => process.exit(0));
         process.once("SIGTERM", stop);
