@@ -49,7 +49,7 @@ export function mintRuleCovers(rule: MintRule, organisation: string, target: Req
   );
 }
 
-/** The checks that do not depend on who mints: reserved, declared, privileged. */
+/** The checks that do not depend on who mints: reserved, declared. */
 function targetOf(policy: Policy, name: string): RequestPrincipal | MintCheck {
   if (isReservedPrincipal(name)) return refuse("tokens:reserved-name", reservedReason(name));
   const target = declaredPrincipal(policy, name);
@@ -59,14 +59,16 @@ function targetOf(policy: Policy, name: string): RequestPrincipal | MintCheck {
       `'${name}' is not a principal of the policy: tokens are minted only for declared principals`,
     );
   }
-  const privilege = mintPrivilege(policy, target);
-  if (privilege) {
-    return refuse(
-      "tokens:privileged",
-      `${name} ${privilege}: such principals get credentials from their organisation, never a minted token`,
-    );
-  }
   return target;
+}
+
+function privileged(policy: Policy, target: RequestPrincipal): MintCheck | null {
+  const privilege = mintPrivilege(policy, target);
+  if (!privilege) return null;
+  return refuse(
+    "tokens:privileged",
+    `${target.id} ${privilege}: such principals get credentials from their organisation, never a minted token`,
+  );
 }
 
 /** May `minter` (allowed `token-create` for `purpose`) mint a token for the principal `name`? */
@@ -84,6 +86,8 @@ export function mintCheck(
       `${name} belongs to ${target.organisation}, not to ${minter.id}'s organisation ${minter.organisation}`,
     );
   }
+  const power = privileged(policy, target);
+  if (power) return power;
   const conflict = conflictAmong(policy, [...minter.roles, ...target.roles]);
   if (conflict) {
     return refuse(
@@ -114,6 +118,8 @@ export function mintCheck(
 export function stillMintable(policy: Policy, grantId: string, name: string): MintCheck {
   const target = targetOf(policy, name);
   if ("ok" in target) return target;
+  const power = privileged(policy, target);
+  if (power) return power;
   const grant = policy.grants.find((g) => g.id === grantId);
   if (
     !grant?.tokens ||
