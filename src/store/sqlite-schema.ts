@@ -11,7 +11,7 @@ import type Database from "better-sqlite3";
 import { APPROVALS_SCHEMA } from "./sqlite-approvals.js";
 import type { WriterOptions } from "./sqlite-protocol.js";
 import { REVIEWS_SCHEMA } from "./sqlite-reviews.js";
-import { TOKENS_V7 } from "./sqlite-tokens.js";
+import { addTokenColumns } from "./sqlite-tokens.js";
 
 export const SCHEMA_VERSION = 7;
 
@@ -176,7 +176,7 @@ function migrateToV6(db: Database.Database): void {
 // Version 7: tokens remember their last use and the policy grant they were minted under (src/store/sqlite-tokens.ts).
 function migrateToV7(db: Database.Database): void {
   db.transaction(() => {
-    db.exec(TOKENS_V7);
+    addTokenColumns(db);
     db.pragma("user_version = 7");
   }).immediate();
 }
@@ -233,7 +233,7 @@ export function migrate(db: Database.Database): void {
     db.exec(SCHEMA_V2);
     db.exec(REVIEWS_SCHEMA);
     db.exec(APPROVALS_SCHEMA);
-    db.exec(TOKENS_V7);
+    addTokenColumns(db);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 }

@@ -11,11 +11,13 @@
 import type Database from "better-sqlite3";
 import type { TokenRecord } from "./store.js";
 
-export const TOKENS_V7 = `
-ALTER TABLE tokens ADD COLUMN last_used_at TEXT;
-ALTER TABLE tokens ADD COLUMN minted_under TEXT;
-CREATE INDEX tokens_created ON tokens (created_at, hash);
-`;
+/** Version 7's change to the tokens table; idempotent, so a file with either column already present is fine. */
+export function addTokenColumns(db: Database.Database): void {
+  const columns = new Set((db.pragma("table_info(tokens)") as { name: string }[]).map((c) => c.name));
+  if (!columns.has("last_used_at")) db.exec("ALTER TABLE tokens ADD COLUMN last_used_at TEXT");
+  if (!columns.has("minted_under")) db.exec("ALTER TABLE tokens ADD COLUMN minted_under TEXT");
+  db.exec("CREATE INDEX IF NOT EXISTS tokens_created ON tokens (created_at, hash)");
+}
 
 export interface TokenRow {
   hash: string;
