@@ -12,7 +12,7 @@ import { conflictAmong, type RequestPrincipal } from "./decide.js";
 import type { Grant, Policy } from "./document.js";
 import { rulesCanShareName } from "./identity.js";
 import type { Report } from "./lint.js";
-import { mintPrivilege, mintRuleCovers } from "./minting.js";
+import { mintCheck, mintRuleCovers } from "./minting.js";
 
 /** The classes that may hold the grant (roles, organisation, no conflict of their own). */
 function holders(policy: Policy, classes: readonly MemberClass[], g: Grant): MemberClass[] {
@@ -107,15 +107,12 @@ export function mintGraph(policy: Policy, classes: readonly MemberClass[]): numb
   const grants = policy.grants.filter((g) => minting(g) && g.tokens);
   return classes.map((c) => {
     const mine = grants.filter((g) => holders(policy, [c], g).length > 0);
+    // A member of the class, as mintCheck sees the minter (an identity rule's members have no declared name).
+    const minter = { id: c.names[0] ?? "", organisation: c.organisation, roles: c.roles };
+    const purposes = [...new Set(mine.flatMap((g) => g.purposes))];
     return classes.map((t) => {
-      if (mine.length === 0 || t.identityRule !== undefined || t.organisation !== c.organisation) return 0;
-      if (conflictAmong(policy, [...c.roles, ...t.roles])) return 0;
-      return t.names.filter((id) => {
-        const p = { id, organisation: t.organisation, roles: t.roles };
-        return (
-          mintPrivilege(policy, p) === null && mine.some((g) => mintRuleCovers(g.tokens!, c.organisation, p))
-        );
-      }).length;
+      if (mine.length === 0 || t.identityRule !== undefined) return 0;
+      return t.names.filter((id) => purposes.some((pu) => mintCheck(policy, minter, pu, id).ok)).length;
     });
   });
 }

@@ -7,7 +7,9 @@
  * roles that conflict with the minter's, and hold no power that counts
  * people: never an approver, a custodian, a break-glass reviewer or a
  * minter itself — otherwise one person could approve their own request
- * (as in issue 10, finding 3) or mint a minter. The same checks run again
+ * (as in issue 10, finding 3) or mint a minter. Nor may a minter hold such
+ * a power: an approver who mints a requester's token approves "someone
+ * else's" request that is their own. The same checks run again
  * each time a minted token is used (`stillMintable`), so a reload that
  * makes its principal an approver, or drops the grant, ends the token. The
  * functions are pure, like `decide`, so the linter reuses them.
@@ -93,6 +95,20 @@ export function mintCheck(
     return refuse(
       `tokens:sod:${conflict[0]}/${conflict[1]}`,
       `a token for ${name} would give ${minter.id} conflicting roles ${conflict[0]} and ${conflict[1]}`,
+    );
+  }
+  const own = policy.approvals.find((a) => isEligible(a.eligible, minter));
+  const custodian = policy.custody && isEligible(policy.custody.holders, minter);
+  const reviewer = policy.breakGlass?.review?.roles.some((r) => minter.roles.includes(r));
+  if (own || custodian || reviewer) {
+    const power = own
+      ? `approves under ${own.id}`
+      : custodian
+        ? "may hold a custody share"
+        : "reviews break-glass uses";
+    return refuse(
+      "tokens:minter-privileged",
+      `${minter.id} ${power}: whoever counts as a second person must not also mint the first`,
     );
   }
   const grant = policy.grants.find(
