@@ -23,10 +23,11 @@
  * BENCH_WARMUP_SECONDS (default 3), BENCH_CONNECTIONS (default 64),
  * BENCH_NO_WRITE=1 (do not touch RESULTS.md), BENCH_CUSTOS_BIN (another
  * checkout's bin/custos.js, for A/B runs; default this checkout's),
- * BENCH_POLICY=1 (custos runs `--policy` with policies/examples/consortium.yaml
- * plus a bench principal `root`, a key-admin of NYU who may mint tokens; the
- * load then runs as `nyu-ehr-store` on key `ehr-nyu-bench`, allowed by the
- * policy's first grant with its context condition — see benchPolicy below).
+ * BENCH_POLICY=1 (custos runs `--policy` with policies/examples/consortium.yaml;
+ * tokens for `lee`, a key-admin of NYU, and `nyu-ehr-store` are minted by the
+ * root token on a first start without the policy; the load then runs as
+ * `nyu-ehr-store` on key `ehr-nyu-bench`, allowed by the policy's first grant
+ * with its context condition — see bootstrapTokens below).
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -270,22 +271,26 @@ function countAudit(dbFile: string): AuditCount[] {
  * principal `root` as NYU's key administrator, and a grant letting key
  * administrators mint tokens (for `nyu-ehr-store`). Written into the data dir.
  */
-function benchPolicy(dataDir: string): string {
-  const consortium = readFileSync(join(ROOT, "policies/examples/consortium.yaml"), "utf8");
-  const file = join(dataDir, "bench-policy.yaml");
-  writeFileSync(
-    file,
-    consortium
-      .replace(
-        "principals:\n",
-        "principals:\n  root: { kind: service, organisation: nyu, roles: [key-admin] }\n",
-      )
-      .replace(
-        "grants:\n",
-        "grants:\n  - { id: bench-mint-tokens, roles: [key-admin], operations: [token-create], purposes: [HSYSADMIN] }\n",
-      ),
-  );
-  return file;
+/**
+ * With a policy, tokens are minted as an operator does: by the root token on a
+ * first start without the policy (a minted token is its principal, and the
+ * policy lets nobody mint for the key administrator or the storage service).
+ */
+async function bootstrapTokens(rootToken: string, dataDir: string): Promise<{ admin: string; load: string }> {
+  const boot = await startCustos({ rootToken, dataDir });
+  try {
+    const mint = async (principal: string) =>
+      (
+        await call<{ token: string }>(boot.url, "/v1/tokens", {
+          token: rootToken,
+          body: { principal, roles: ["service"] },
+          expect: 201,
+        })
+      ).token;
+    return { admin: await mint("lee"), load: await mint("nyu-ehr-store") };
+  } finally {
+    await boot.stop();
+  }
 }
 
 async function main(): Promise<void> {
@@ -299,23 +304,19 @@ async function main(): Promise<void> {
   try {
     try {
       log(`starting servers (custos data in ${dataDir})…`);
-      const serverFlags = ["--no-tpm", ...(POLICY ? ["--policy", benchPolicy(dataDir)] : [])];
+      const tokens = POLICY ? await bootstrapTokens(rootToken, dataDir) : null;
+      const serverFlags = [
+        "--no-tpm",
+        ...(POLICY ? ["--policy", join(ROOT, "policies/examples/consortium.yaml")] : []),
+      ];
       const [bare, c] = await Promise.all([startBare(), startCustos({ rootToken, dataDir, serverFlags })]);
       const custos = c;
       log(`bare at ${bare.url}, custos at ${custos.url}`);
 
-      const admin = { token: rootToken, purpose: "HSYSADMIN" };
+      const admin = { token: tokens?.admin ?? rootToken, purpose: "HSYSADMIN" };
       await call(custos.url, "/v1/keys", { ...admin, body: { name: KEY }, expect: 201 });
       // With a policy the load runs as the storage service; without, as root, as before.
-      const loadToken = POLICY
-        ? (
-            await call<{ token: string }>(custos.url, "/v1/tokens", {
-              ...admin,
-              body: { principal: "nyu-ehr-store", roles: ["service"] },
-              expect: 201,
-            })
-          ).token
-        : rootToken;
+      const loadToken = tokens?.load ?? rootToken;
       const dk = await call<{ ciphertext: string; plaintext: string; keyVersion: number }>(
         custos.url,
         `/v1/keys/${KEY}/datakey`,

@@ -5,9 +5,15 @@
  * token, or — only without an Authorization header — a client certificate
  * the TLS listener verified. A token's holder becomes the authoriser's
  * principal of that name (`resolve`); JWT and certificate claims are mapped
- * by the authoriser (the policy's identity rules). Tokens are looked up by
- * hash and cached briefly, so the hot path does not read the store on every
- * request. Failures carry the status, code and the reason for the audit.
+ * by the authoriser (the policy's identity rules). Whatever the credential,
+ * the authoriser then admits the principal or not (separation of duty over
+ * every credential the principal can hold; a minted token only while its
+ * grant still covers it). Tokens are looked up by hash on every request —
+ * an indexed read on the reader connection, microseconds — and never
+ * cached, so a revoked or expired token is refused on the very next request
+ * (issue 10, finding 3). The last use is recorded at most once a minute per
+ * token, off the request's path. Failures carry the status, code and the
+ * reason for the audit.
  */
 import type { Context } from "hono";
 import { hashToken, isTokenShaped } from "../crypto/token.js";
@@ -17,29 +23,33 @@ import type { Store, TokenRecord } from "../store/store.js";
 import { clientCertificate } from "./client-cert.js";
 import { isJwtShaped, type JwtVerifier } from "./jwt.js";
 
-const TOKEN_CACHE_MS = 10_000;
-const TOKEN_CACHE_MAX = 10_000;
+/** How stale a token's recorded last use may be: one write per token per minute at most. */
+export const LAST_USE_RESOLUTION_MS = 60_000;
 const BEARER_RE = /^Bearer (\S+)$/i;
 
 export class TokenAuthenticator {
-  #cache = new Map<string, { record: TokenRecord | null; until: number }>();
-
   constructor(private readonly store: Store) {}
 
   async authenticate(token: string): Promise<Principal | null> {
     if (!isTokenShaped(token)) return null;
     const hash = hashToken(token);
     const now = Date.now();
-    let entry = this.#cache.get(hash);
-    if (entry === undefined || entry.until < now) {
-      entry = { record: await this.store.getToken(hash), until: now + TOKEN_CACHE_MS };
-      if (this.#cache.size >= TOKEN_CACHE_MAX) this.#cache.clear();
-      this.#cache.set(hash, entry);
-    }
-    const record = entry.record;
+    const record = await this.store.getToken(hash);
     if (record === null) return null;
     if (record.expiresAt !== null && new Date(record.expiresAt).getTime() <= now) return null;
-    return { id: record.principal, roles: record.roles };
+    this.#touch(record, now);
+    return {
+      id: record.principal,
+      roles: record.roles,
+      ...(record.mintedUnder ? { mintedUnder: record.mintedUnder } : {}),
+    };
+  }
+
+  /** Best effort: a failed touch (store closing, disk full) must not fail the request it describes. */
+  #touch(record: TokenRecord, now: number): void {
+    const last = record.lastUsedAt ? Date.parse(record.lastUsedAt) : 0;
+    if (now - last < LAST_USE_RESOLUTION_MS) return;
+    this.store.touchToken(record.hash, new Date(now).toISOString()).catch(() => {});
   }
 }
 
@@ -108,7 +118,22 @@ export class Authenticator {
         rule: "identity:undeclared",
       };
     }
-    return { ok: true, principal };
+    return this.#admit(principal);
+  }
+
+  /** Every credential kind ends here: the authoriser may refuse the principal as a whole. */
+  #admit(principal: Principal): Authentication {
+    const refusal = this.authorizer.admit?.(principal) ?? null;
+    if (refusal === null) return { ok: true, principal };
+    return {
+      ok: false,
+      status: 403,
+      code: "forbidden",
+      message: `principal '${principal.id}' may not act: ${refusal.reason}`,
+      reason: refusal.reason,
+      principal: principal.id,
+      rule: refusal.rule,
+    };
   }
 
   async #jwt(token: string): Promise<Authentication> {
@@ -122,7 +147,7 @@ export class Authenticator {
         "the JWT is valid but no identity rule of the policy maps it to a principal",
       );
     }
-    return { ok: true, principal };
+    return this.#admit(principal);
   }
 
   #certificate(c: Context): Authentication {
@@ -144,6 +169,6 @@ export class Authenticator {
         "the client certificate is valid but the policy maps it to no principal",
       );
     }
-    return { ok: true, principal };
+    return this.#admit(principal);
   }
 }

@@ -15,6 +15,7 @@ import { policyCommands } from "./commands/policy.js";
 import { rekeyCommands } from "./commands/rekey.js";
 import { serverCommand } from "./commands/server.js";
 import { shareNodeCommand } from "./commands/share-node.js";
+import { tokenCommands } from "./commands/tokens.js";
 import { tpmCommands } from "./commands/tpm.js";
 import { witnessCommand } from "./commands/witness.js";
 
@@ -36,6 +37,7 @@ custodyCommands(program, client);
 tpmCommands(program.commands.find((c) => c.name() === "operator") as Command, client);
 rekeyCommands(program.commands.find((c) => c.name() === "operator") as Command, client);
 keyCommands(program, client);
+tokenCommands(program, client);
 auditCommands(program, client);
 approvalCommands(program, client);
 policyCommands(program);

@@ -28,6 +28,8 @@ export const OPERATIONS = [
   "keys.decrypt",
   "keys.rewrap",
   "tokens.create",
+  "tokens.read",
+  "tokens.revoke",
   "audit.read",
   "sys.policy.reload",
   "reviews.read",
@@ -51,6 +53,14 @@ export interface Principal {
   organisation?: string;
   /** How the caller proved who it is: `token`, `jwt:<rule>`, `mtls:<rule>`. */
   via?: string;
+  /** For a token minted under a policy: the grant it was minted under (re-checked at each use). */
+  mintedUnder?: string;
+}
+
+/** A refusal with the rule that made it, for the audit. */
+export interface Refusal {
+  rule: string;
+  reason: string;
 }
 
 export interface AuthzRequest {
@@ -80,6 +90,18 @@ export interface Authorizer {
   resolve(principal: Principal): Principal | null;
   /** Verified JWT or client-certificate claims as a principal; absent where nothing maps claims. */
   fromClaims?(claims: Readonly<Record<string, unknown>>, via: "jwt" | "mtls"): Principal | null;
+  /**
+   * After any credential resolved to a principal: a refusal when the
+   * principal may not act at all (conflicting roles across its credentials,
+   * a minted token its grant no longer covers); null to go on.
+   */
+  admit?(principal: Principal): Refusal | null;
+  /**
+   * May `minter` mint a token for the principal `name` (the gate already
+   * allowed it `tokens.create`)? Without this method only reserved names
+   * are refused. `grant` is recorded with the token.
+   */
+  mayMint?(minter: Principal, name: string, purpose: string | undefined): Refusal | { grant: string };
   decide(request: AuthzRequest): Decision;
 }
 
@@ -116,6 +138,15 @@ export class RoleAuthorizer implements Authorizer {
 
   resolve(principal: Principal): Principal {
     return principal;
+  }
+
+  /** A token minted under a policy grant is a policy principal's name: without the policy it is nobody. */
+  admit(principal: Principal): Refusal | null {
+    if (principal.mintedUnder === undefined) return null;
+    return {
+      rule: "identity:policy-token",
+      reason: `the token of ${principal.id} was minted under policy grant ${principal.mintedUnder}; it counts only while that policy runs`,
+    };
   }
 
   decide({ principal, operation }: AuthzRequest): Decision {

@@ -21,8 +21,15 @@ export const USE_OPERATIONS = ["datakey", "encrypt", "decrypt", "rewrap"] as con
 export const ADMIN_OPERATIONS = ["create", "rotate", "update", "disable", "destroy"] as const;
 /** Reading one key's description (never its material). */
 export const INSPECT_OPERATIONS = ["read"] as const;
-/** Operations on the node rather than on a key: listing keys, minting tokens, the TPM seal. */
-export const NODE_OPERATIONS = ["list", "token-create", "tpm-seal-read", "tpm-seal-write"] as const;
+/** Operations on the node rather than on a key: listing keys, minting, listing and revoking tokens, the TPM seal. */
+export const NODE_OPERATIONS = [
+  "list",
+  "token-create",
+  "token-read",
+  "token-revoke",
+  "tpm-seal-read",
+  "tpm-seal-write",
+] as const;
 /** Ceremony steps on the root key (ARCHITECTURE.md, "Custody: the seal"). */
 export const CEREMONY_OPERATIONS = [
   "ceremony-init",
@@ -121,6 +128,24 @@ const Condition = z.union([
   z.strictObject({ context: ContextKey, oneOf: z.array(z.string().max(256)).min(1).max(256) }),
 ]);
 
+/**
+ * Whom a `token-create` grant lets its holder mint tokens for: declared
+ * principals whose name matches a pattern (`{org}` is the minter's
+ * organisation) and whose roles are all among `roles`. src/policy/minting.ts
+ * adds what no rule can widen: same organisation, no conflicting roles with
+ * the minter, never an approver, custodian, reviewer or minter.
+ */
+const MintRule = z
+  .strictObject({
+    mint: z
+      .array(KeyPattern)
+      .min(1)
+      .max(256)
+      .describe("principal-name patterns (* wildcards, {org} for the minter's organisation)"),
+    roles: Ids("role").min(1).describe("the minted principal's declared roles must all be among these"),
+  })
+  .describe("whom a token-create grant lets its holder mint tokens for");
+
 const Grant = z.strictObject({
   id: Id("grant id"),
   description: Text.optional(),
@@ -136,6 +161,7 @@ const Grant = z.strictObject({
     .boolean()
     .default(false)
     .describe("acknowledges that the grant reaches other organisations' keys on purpose"),
+  tokens: MintRule.optional(),
 });
 
 const Eligible = z.strictObject({
@@ -199,6 +225,7 @@ export type ApprovalRule = Policy["approvals"][number];
 export type CustodyRequirements = NonNullable<Policy["custody"]>;
 export type KeyDeclaration = Policy["keys"][number];
 export type GrantCondition = Grant["conditions"][number];
+export type MintRule = NonNullable<Grant["tokens"]>;
 
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 } as const;
 

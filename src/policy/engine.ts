@@ -10,15 +10,21 @@
  * validates and lints without errors — at start and on reload alike — and
  * a refused reload leaves the running policy in place: the swap is one
  * assignment, so a request is decided wholly by the old or the new policy.
+ * Whom a caller may mint tokens for, and whether a credential's principal
+ * may act at all (separation of duty over every credential it can hold, a
+ * minted token still covered by its grant), are decided here too, from
+ * src/policy/minting.ts and src/policy/identity.ts.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { REVIEW_PURPOSES } from "../keys/purpose.js";
-import type { Authorizer, AuthzRequest, Decision, Operation, Principal } from "./authorizer.js";
+import type { Authorizer, AuthzRequest, Decision, Operation, Principal, Refusal } from "./authorizer.js";
 import { decide, declaredPrincipal } from "./decide.js";
 import type { Policy, PolicyOperation } from "./document.js";
-import { type Claims, principalFromClaims } from "./identity.js";
+import { type Claims, conflictAcrossCredentials, principalFromClaims } from "./identity.js";
 import { lintSource } from "./lint.js";
+import { mintCheck, stillMintable } from "./minting.js";
+import { isReservedPrincipal, reservedReason } from "./reserved.js";
 import { ruleInfo } from "./rules.js";
 import { PolicyInputError, parsePolicy } from "./source.js";
 
@@ -44,6 +50,8 @@ export const POLICY_OPERATION: Readonly<Record<Operation, PolicyOperation | null
   "keys.decrypt": "decrypt",
   "keys.rewrap": "rewrap",
   "tokens.create": "token-create",
+  "tokens.read": "token-read",
+  "tokens.revoke": "token-revoke",
   "audit.read": "read-audit",
   "reviews.read": "read-audit",
   "reviews.close": null,
@@ -147,7 +155,45 @@ export class PolicyEngine implements Authorizer {
   /** A `cst_` token's holder is the declared principal of the same name; its roles come from the policy. */
   resolve(principal: Principal): Principal | null {
     const declared = declaredPrincipal(this.#loaded.policy, principal.id);
-    return declared ? { ...declared, via: principal.via ?? "token" } : null;
+    return declared
+      ? {
+          ...declared,
+          via: principal.via ?? "token",
+          ...(principal.mintedUnder !== undefined && { mintedUnder: principal.mintedUnder }),
+        }
+      : null;
+  }
+
+  /** Separation of duty per principal, whatever the credential; a minted token only while its grant covers it. */
+  admit(principal: Principal): Refusal | null {
+    const policy = this.#loaded.policy;
+    if (isReservedPrincipal(principal.id))
+      return { rule: "identity:reserved", reason: reservedReason(principal.id) };
+    const conflict = conflictAcrossCredentials(policy, principal.id);
+    if (conflict) {
+      return {
+        rule: `sod:${conflict[0]}/${conflict[1]}`,
+        reason: `${principal.id} can hold conflicting roles ${conflict[0]} and ${conflict[1]} through its credentials together`,
+      };
+    }
+    if (principal.mintedUnder !== undefined) {
+      const still = stillMintable(policy, principal.mintedUnder, principal.id);
+      if (!still.ok) return { rule: still.rule, reason: still.reason };
+    }
+    return null;
+  }
+
+  mayMint(minter: Principal, name: string, purpose: string | undefined): Refusal | { grant: string } {
+    if (minter.organisation === undefined || purpose === undefined) {
+      return { rule: "tokens:not-mintable", reason: `${minter.id} is not a principal of the policy` };
+    }
+    const check = mintCheck(
+      this.#loaded.policy,
+      { id: minter.id, organisation: minter.organisation, roles: minter.roles },
+      purpose,
+      name,
+    );
+    return check.ok ? { grant: check.grant } : { rule: check.rule, reason: check.reason };
   }
 
   /** Verified JWT claims or certificate claims, mapped by the policy's identity rules. */

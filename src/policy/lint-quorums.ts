@@ -18,6 +18,7 @@ import {
 } from "./coalition.js";
 import { type ApprovalRule, isKeyOperation, type Policy } from "./document.js";
 import type { Report } from "./lint.js";
+import { expandCounts, mintGraph, withMinting } from "./lint-tokens.js";
 import { instantiate } from "./pattern.js";
 
 export function lintQuorums(policy: Policy, report: Report): void {
@@ -141,12 +142,18 @@ function reportKeyCoalitions(
   report: Report,
 ): void {
   const rootNote = root?.found ? `; the root-key quorum takes ${root.coalition.size}` : "";
+  // Minting is a way to act as another principal, so coalitions count it.
+  const graph = mintGraph(policy, classes);
   policy.keys.forEach((key, i) => {
-    const r = smallestCoalition(classes, useGoal(policy, classes, "decrypt", key));
+    const r = smallestCoalition(
+      classes,
+      withMinting(classes, graph, useGoal(policy, classes, "decrypt", key)),
+    );
     if (r.found) {
-      const how = classes
-        .map((c, j) => (r.coalition.counts[j]! > 0 ? actsOn(policy, c, "decrypt", key) : null))
-        .find((h) => h !== null);
+      const acting = expandCounts(classes, graph, r.coalition.counts);
+      const j = classes.findIndex((c, j) => acting[j]! > 0 && actsOn(policy, c, "decrypt", key) !== null);
+      const minted = j >= 0 && r.coalition.counts[j] === 0;
+      const how = `${j >= 0 ? actsOn(policy, classes[j]!, "decrypt", key) : "?"}${minted ? `, as ${classes[j]!.names.join(" or ")} through a minted token` : ""}`;
       report(
         "CUS100",
         ["keys", i],
@@ -166,7 +173,10 @@ function reportKeyCoalitions(
       );
     }
     // Destruction is where approvals usually bite, so the coalition shows who must agree.
-    const d = smallestCoalition(classes, useGoal(policy, classes, "destroy", key));
+    const d = smallestCoalition(
+      classes,
+      withMinting(classes, graph, useGoal(policy, classes, "destroy", key)),
+    );
     if (d.found) {
       report(
         "CUS100",

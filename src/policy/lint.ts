@@ -1,7 +1,8 @@
 /**
  * `custos policy lint`'s checks on one document: schema, names, static
  * separation of duty, grant reach and break-glass review here; approvals,
- * custody quorums and coalitions in lint-quorums.ts. A finding carries its
+ * custody quorums and coalitions in lint-quorums.ts; minting and roles
+ * across credentials in lint-tokens.ts. A finding carries its
  * rule, level, message and the document path it is about; the path becomes a
  * line and column through the source's node tree, so findings are located
  * exactly without the checks knowing about YAML. A document that breaks the
@@ -13,7 +14,9 @@ import { memberClasses } from "./coalition.js";
 import { conflictAmong } from "./decide.js";
 import { ADMIN_OPERATIONS, isKeyOperation, type Policy, USE_OPERATIONS } from "./document.js";
 import { lintQuorums } from "./lint-quorums.js";
+import { checkCredentialRoles, checkMinting } from "./lint-tokens.js";
 import { instantiate, overlaps } from "./pattern.js";
+import { isReservedPrincipal, reservedReason } from "./reserved.js";
 import { type Level, type RuleId, ruleInfo } from "./rules.js";
 import { type PathSegment, type PolicySource, type Position, parsePolicy } from "./source.js";
 
@@ -66,6 +69,8 @@ export function lintPolicy(policy: Policy): Finding[] {
   checkAdministerAndUse(policy, report);
   checkGrants(policy, report);
   checkBreakGlass(policy, report);
+  checkCredentialRoles(policy, report);
+  if (!unknown) checkMinting(policy, memberClasses(policy, new Set()), report);
   // The quorum checks count principals by role and organisation; with names missing they would mislead.
   if (!unknown) lintQuorums(policy, report);
   return findings;
@@ -90,6 +95,10 @@ function checkNames(policy: Policy, report: Report): boolean {
   };
 
   for (const [id, p] of Object.entries(policy.principals)) {
+    if (isReservedPrincipal(id)) {
+      found = true;
+      report("CUS002", ["principals", id], `principal name ${reservedReason(id)}: choose another name`);
+    }
     need("organisation", p.organisation, ["principals", id, "organisation"]);
     roles(p.roles, ["principals", id, "roles"]);
   }

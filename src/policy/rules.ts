@@ -28,8 +28,9 @@ export const RULES = [
     id: "CUS002",
     name: "names/unknown-or-duplicate",
     level: "error",
-    summary: "A role, organisation or principal is used but not declared, or an id is declared twice.",
-    help: "Declare the name under organisations, roles or principals, or correct its spelling; give every grant, approval rule and identity rule its own id.",
+    summary:
+      "A role, organisation or principal is used but not declared, an id is declared twice, or a principal takes a name custos reserves.",
+    help: "Declare the name under organisations, roles or principals, or correct its spelling; give every grant, approval rule and identity rule its own id; never name a principal custos, anonymous, root, dev, operator or system, nor with ':' or spaces.",
   },
   {
     id: "CUS003",
@@ -92,8 +93,25 @@ export const RULES = [
     id: "CUS011",
     name: "grant/allows-nothing",
     level: "warning",
-    summary: "A grant can never allow anything: no purposes of use, or key operations without key patterns.",
-    help: "An empty purposes list allows nothing; list the purposes, give key patterns, or delete the grant.",
+    summary:
+      "A grant can never allow anything: no purposes of use, key operations without key patterns, or token-create without a tokens rule.",
+    help: "An empty purposes list allows nothing; list the purposes, give key patterns or a tokens rule, or delete the grant.",
+  },
+  {
+    id: "CUS012",
+    name: "tokens/mint-beyond-minter",
+    level: "error",
+    summary:
+      "A token-create grant lets its holder mint credentials for a principal of another organisation, or one whose roles conflict with the minter's.",
+    help: "A minted token is its principal: narrow tokens.mint to the minter's own organisation ({org}-…) and to principals whose roles never conflict with the minter's.",
+  },
+  {
+    id: "CUS013",
+    name: "sod/roles-across-credentials",
+    level: "error",
+    summary:
+      "One principal can hold conflicting roles through two credentials (two identity rules that can name it).",
+    help: "Separation of duty holds per principal, not per credential: pin the principal claim in one rule's match, or give the rules roles that do not conflict.",
   },
   {
     id: "CUS100",

@@ -16,14 +16,8 @@ import { ApprovalWrites } from "./sqlite-approvals.js";
 import { CustodyWrites } from "./sqlite-custody.js";
 import type { UnitFailure, WriteOp, WriteUnit } from "./sqlite-protocol.js";
 import { ReviewWrites } from "./sqlite-reviews.js";
-import {
-  type KeyRow,
-  keyFromRow,
-  keyToRow,
-  keyVersionToRow,
-  sealConfigToRow,
-  tokenToRow,
-} from "./sqlite-rows.js";
+import { type KeyRow, keyFromRow, keyToRow, keyVersionToRow, sealConfigToRow } from "./sqlite-rows.js";
+import { TokenWrites } from "./sqlite-tokens.js";
 
 /** An expected refusal of one unit; its batch neighbours are unaffected. */
 export class UnitConflict extends Error {
@@ -34,8 +28,6 @@ export class WriteApplier {
   private readonly sealConfigExists: Database.Statement<[], unknown>;
   private readonly insertSealConfig: Database.Statement<[ReturnType<typeof sealConfigToRow>]>;
   private readonly insertSecret: Database.Statement<[string, Uint8Array]>;
-  private readonly selectToken: Database.Statement<[string], unknown>;
-  private readonly insertToken: Database.Statement<[ReturnType<typeof tokenToRow>]>;
   private readonly selectKey: Database.Statement<[string], KeyRow>;
   private readonly insertKey: Database.Statement<[KeyRow]>;
   private readonly insertVersion: Database.Statement<[ReturnType<typeof keyVersionToRow>]>;
@@ -58,22 +50,19 @@ export class WriteApplier {
   private readonly reviews: ReviewWrites;
   private readonly custody: CustodyWrites;
   private readonly approvals: ApprovalWrites;
+  private readonly tokens: TokenWrites;
 
   constructor(private readonly db: Database.Database) {
     this.reviews = new ReviewWrites(db, (message) => new UnitConflict(message));
     this.custody = new CustodyWrites(db, (message) => new UnitConflict(message));
     this.approvals = new ApprovalWrites(db, (message) => new UnitConflict(message));
+    this.tokens = new TokenWrites(db, (message) => new UnitConflict(message));
     this.sealConfigExists = db.prepare("SELECT 1 FROM seal_config");
     this.insertSealConfig = db.prepare(
       `INSERT INTO seal_config (id, init_id, threshold, shares, custodians, kcv, root_generation, created_at)
        VALUES (1, @init_id, @threshold, @shares, @custodians, @kcv, @root_generation, @created_at)`,
     );
     this.insertSecret = db.prepare("INSERT INTO sys_secrets (name, sealed) VALUES (?, ?)");
-    this.selectToken = db.prepare("SELECT 1 FROM tokens WHERE hash = ?");
-    this.insertToken = db.prepare(
-      `INSERT INTO tokens (hash, principal, roles, created_by, created_at, expires_at)
-       VALUES (@hash, @principal, @roles, @created_by, @created_at, @expires_at)`,
-    );
     this.selectKey = db.prepare("SELECT * FROM keys WHERE name = ?");
     this.insertKey = db.prepare(
       `INSERT INTO keys (name, protection, state, latest_version, min_decryption_version,
@@ -133,7 +122,7 @@ export class WriteApplier {
           throw new UnitConflict("custos is already initialised");
         this.insertSealConfig.run(sealConfigToRow(w.config));
         for (const [name, sealed] of Object.entries(w.secrets)) this.insertSecret.run(name, sealed);
-        this.putToken(w.rootToken);
+        this.tokens.put(w.rootToken);
         return;
       }
       case "createKey": {
@@ -194,7 +183,13 @@ export class WriteApplier {
         return;
       }
       case "putToken":
-        this.putToken(w.token);
+        this.tokens.put(w.token);
+        return;
+      case "revokeToken":
+        this.tokens.revoke(w.hash);
+        return;
+      case "touchToken":
+        this.tokens.touch(w.hash, w.at);
         return;
       case "putReview":
         this.reviews.put(w.review);
@@ -246,11 +241,6 @@ export class WriteApplier {
         return;
       }
     }
-  }
-
-  private putToken(token: Parameters<typeof tokenToRow>[0]): void {
-    if (this.selectToken.get(token.hash) !== undefined) throw new UnitConflict("token already exists");
-    this.insertToken.run(tokenToRow(token));
   }
 
   private appendEvents(events: readonly AuditEventInput[], head: ChainHead): ChainHead {

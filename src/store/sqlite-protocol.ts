@@ -32,6 +32,8 @@ export type WriteOp =
   | { op: "updateKey"; name: string; patch: KeyPatch; updatedAt: string }
   | { op: "destroyKey"; name: string; updatedAt: string }
   | { op: "putToken"; token: TokenRecord }
+  | { op: "revokeToken"; hash: string }
+  | { op: "touchToken"; hash: string; at: string }
   | { op: "putReview"; review: ReviewRecord }
   | { op: "closeReview"; id: string; close: ReviewClose }
   | { op: "putApproval"; approval: ApprovalRecord }

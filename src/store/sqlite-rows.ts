@@ -6,7 +6,7 @@
  */
 import type { AuditEvent, ChainedAuditEvent } from "../audit/event.js";
 import { TreeRecordSchema } from "../custody/tree.js";
-import type { KeyRecord, KeyState, KeyVersionRecord, SealConfig, TokenRecord } from "./store.js";
+import type { KeyRecord, KeyState, KeyVersionRecord, SealConfig } from "./store.js";
 
 export interface SealConfigRow {
   init_id: string;
@@ -36,15 +36,6 @@ export interface KeyVersionRow {
   state: string;
   sealed_material: Uint8Array;
   created_at: string;
-}
-
-export interface TokenRow {
-  hash: string;
-  principal: string;
-  roles: string;
-  created_by: string;
-  created_at: string;
-  expires_at: string | null;
 }
 
 export interface AuditRow {
@@ -152,28 +143,6 @@ export function keyVersionFromRow(r: KeyVersionRow): KeyVersionRecord {
     state: r.state as KeyVersionRecord["state"],
     sealedMaterial: bytes(r.sealed_material),
     createdAt: r.created_at,
-  };
-}
-
-export function tokenToRow(t: TokenRecord): TokenRow {
-  return {
-    hash: t.hash,
-    principal: t.principal,
-    roles: JSON.stringify(t.roles),
-    created_by: t.createdBy,
-    created_at: t.createdAt,
-    expires_at: t.expiresAt ?? null,
-  };
-}
-
-export function tokenFromRow(r: TokenRow): TokenRecord {
-  return {
-    hash: r.hash,
-    principal: r.principal,
-    roles: JSON.parse(r.roles) as string[],
-    createdBy: r.created_by,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
   };
 }
 

@@ -33,9 +33,8 @@ import {
   keyVersionFromRow,
   type SealConfigRow,
   sealConfigFromRow,
-  type TokenRow,
-  tokenFromRow,
 } from "./sqlite-rows.js";
+import { LIST_TOKENS_SQL, type TokenRow, tokenFromRow } from "./sqlite-tokens.js";
 import {
   type ApprovalDenial,
   type ApprovalRecord,
@@ -300,6 +299,19 @@ export class SqliteStore implements Store {
   async getToken(hash: string): Promise<TokenRecord | null> {
     const row = this.read<TokenRow>("SELECT * FROM tokens WHERE hash = ?", hash);
     return row === undefined ? null : tokenFromRow(row);
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    return this.readAll<TokenRow>(LIST_TOKENS_SQL).map(tokenFromRow);
+  }
+
+  async revokeToken(hash: string, event: AuditEventInput): Promise<void> {
+    checkEvent(event);
+    return this.write({ write: { op: "revokeToken", hash }, events: [event] });
+  }
+
+  async touchToken(hash: string, at: string): Promise<void> {
+    return this.write({ write: { op: "touchToken", hash, at }, events: [] });
   }
 
   async putReview(review: ReviewRecord, event: AuditEventInput): Promise<void> {

@@ -72,7 +72,12 @@ export interface TokenRecord {
   roles: string[];
   createdBy: string;
   createdAt: string;
+  /** Null only for the root token of init (and the development root token). */
   expiresAt: string | null;
+  /** When it last authenticated a request, to the minute (RFC 3339), or null. */
+  lastUsedAt?: string | null;
+  /** The policy grant it was minted under; null when minted without a policy (by the root token). */
+  mintedUnder?: string | null;
 }
 
 /** A signed tree head of the audit log (docs/FORMATS.md §8.1). */
@@ -319,6 +324,12 @@ export interface Store {
 
   putToken(token: TokenRecord, event: AuditEventInput): Promise<void>;
   getToken(hash: string): Promise<TokenRecord | null>;
+  /** Every token, oldest first (at most 10,000). */
+  listTokens(): Promise<TokenRecord[]>;
+  /** Deletes a token; StoreConflictError when there is none with this hash. */
+  revokeToken(hash: string, event: AuditEventInput): Promise<void>;
+  /** Records a use (no audit event: the request is audited); never moves the last use back. */
+  touchToken(hash: string, at: string): Promise<void>;
 
   /** Records a break-glass use awaiting review (StoreConflictError for a duplicate id). */
   putReview(review: ReviewRecord, event: AuditEventInput): Promise<void>;

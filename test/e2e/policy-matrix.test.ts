@@ -114,6 +114,8 @@ const ROUTES: Route[] = [
     body: () => ({ principal: "mallory", roles: ["service"] }),
     keyed: false,
   },
+  { operation: "tokens.read", method: "GET", path: () => "/v1/tokens", keyed: false },
+  { operation: "tokens.revoke", method: "DELETE", path: () => "/v1/tokens/0123456789abcdef", keyed: false },
   { operation: "audit.read", method: "GET", path: () => "/v1/audit/events?limit=1", keyed: false },
   { operation: "audit.read", method: "GET", path: () => "/v1/audit/head", keyed: false },
   {

@@ -63,6 +63,7 @@ describe("lint rules, beyond the fixtures", () => {
             roles: ["ops"],
             operations: ["list", "tpm-seal-read", "token-create"],
             purposes: ["HSYSADMIN"],
+            tokens: { mint: ["svc-*"], roles: ["ops"] },
           },
         ],
       }),

@@ -51,7 +51,16 @@ export function sealConfig(): SealConfig {
 }
 
 export function token(hash: string, principal = "root"): TokenRecord {
-  return { hash, principal, roles: ["admin", "auditor"], createdBy: "init", createdAt: T0, expiresAt: null };
+  return {
+    hash,
+    principal,
+    roles: ["admin", "auditor"],
+    createdBy: "init",
+    createdAt: T0,
+    expiresAt: null,
+    lastUsedAt: null,
+    mintedUnder: null,
+  };
 }
 
 export function review(id: string, principal = "dr-wong"): ReviewRecord {
@@ -278,6 +287,27 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await store.getToken("h2")).toBeNull();
       await expect(store.putToken(token("h1", "mallory"), ev())).rejects.toBeInstanceOf(StoreConflictError);
       expect(await store.getToken("h1")).toEqual(t);
+    });
+
+    it("lists tokens oldest first, records their last use forwards only, and revokes one with its event", async () => {
+      const minted = { ...token("h2", "svc"), createdAt: "2025-03-02T00:00:00.000Z", mintedUnder: "desk" };
+      await store.putToken(token("h1", "alice"), ev());
+      await store.putToken(minted, ev());
+      expect((await store.listTokens()).map((t) => [t.hash, t.mintedUnder])).toEqual([
+        ["h1", null],
+        ["h2", "desk"],
+      ]);
+      await store.touchToken("h2", "2025-03-03T10:00:00.000Z");
+      await store.touchToken("h2", "2025-03-03T09:00:00.000Z"); // late and older: ignored
+      await store.touchToken("gone", "2025-03-03T09:00:00.000Z"); // no such token: nothing happens
+      expect((await store.getToken("h2"))?.lastUsedAt).toBe("2025-03-03T10:00:00.000Z");
+      const size = await store.auditSize();
+      await store.revokeToken("h2", { ...ev(), operation: "tokens.revoke" });
+      expect(await store.getToken("h2")).toBeNull();
+      expect(await store.auditSize()).toBe(size + 1);
+      await expect(store.revokeToken("h2", ev())).rejects.toBeInstanceOf(StoreConflictError);
+      expect(await store.auditSize()).toBe(size + 1);
+      expect((await store.listTokens()).map((t) => t.hash)).toEqual(["h1"]);
     });
 
     it("keeps break-glass reviews: open, listed, closed once by someone other than the user", async () => {

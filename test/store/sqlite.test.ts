@@ -11,7 +11,17 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vites
 import { auditQuery, openSqliteStore, type SqliteStore } from "../../src/store/sqlite.js";
 import { SCHEMA_VERSION } from "../../src/store/sqlite-schema.js";
 import { type KeyRecord, StoreUnavailableError } from "../../src/store/store.js";
-import { approval, ev, expectChain, key, readAll, review, storeContract, version } from "./contract.js";
+import {
+  approval,
+  ev,
+  expectChain,
+  key,
+  readAll,
+  review,
+  storeContract,
+  token,
+  version,
+} from "./contract.js";
 
 const dirs: string[] = [];
 async function freshFile(): Promise<string> {
@@ -317,6 +327,24 @@ describe("SqliteStore", () => {
     check.close();
   });
 
+  it("migrates a version-6 file (tokens without last use or mint grant) to version 7, keeping its tokens", async () => {
+    await store.putToken(token("h-old", "alice"), ev());
+    await store.close();
+    const db = new Database(file);
+    db.exec(
+      "DROP INDEX tokens_created; ALTER TABLE tokens DROP COLUMN last_used_at; ALTER TABLE tokens DROP COLUMN minted_under",
+    );
+    db.pragma("user_version = 6");
+    db.close();
+    store = await openSqliteStore(file);
+    expect(await store.getToken("h-old")).toEqual(token("h-old", "alice"));
+    await store.touchToken("h-old", "2025-03-03T10:00:00.000Z");
+    expect((await store.getToken("h-old"))?.lastUsedAt).toBe("2025-03-03T10:00:00.000Z");
+    const check = new Database(file, { readonly: true });
+    expect(check.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
+    check.close();
+  });
+
   it("migrates a version-3 file (before break-glass reviews) to version 4, keeping its events", async () => {
     await store.appendAudit([ev(), ev(), ev()]);
     await store.close();
@@ -377,7 +405,7 @@ describe("SqliteStore", () => {
     await store.putApproval(approval("a-6"), ev());
     expect((await store.getApproval("a-6"))?.state).toBe("pending");
     const check = new Database(file, { readonly: true });
-    expect(check.pragma("user_version", { simple: true })).toBe(6);
+    expect(check.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
     // The trigger is there too: the requester's approval is refused by the database itself.
     check.close();
     const raw = new Database(file);

@@ -1,7 +1,7 @@
 /**
  * Key administration and envelope commands: `keys create|list|show|rotate|
  * enable|disable|update|destroy|cancel-destroy`, `datakey`, `encrypt`,
- * `decrypt`, `rewrap`, and `token create`. Thin: each maps to one API call
+ * `decrypt`, `rewrap` (tokens: commands/tokens.ts). Thin: each maps to one API call
  * and prints the answer as text or JSON.
  */
 import type { Command } from "commander";
@@ -253,23 +253,4 @@ export function keyCommands(program: Command, client: () => Client): void {
         );
       });
   }
-
-  program
-    .command("token")
-    .description("tokens")
-    .command("create")
-    .description("create a token for a principal (root token only)")
-    .requiredOption("--principal <id>", "who the token is for")
-    .requiredOption("--role <role>", "admin, custodian, service or auditor (repeatable)", collect)
-    .option("--ttl <seconds>", "lifetime in seconds", Number)
-    .option(...formatOption)
-    .action(async (opts: { principal: string; role: string[]; ttl?: number; format: string }) => {
-      const format = asFormat(opts.format);
-      const out = await client().request<{ token: string; expiresAt: string | null }>("POST", "/v1/tokens", {
-        principal: opts.principal,
-        roles: opts.role,
-        ...(opts.ttl !== undefined ? { ttlSeconds: opts.ttl } : {}),
-      });
-      print(format, out, () => `token: ${out.token}\nexpires: ${out.expiresAt ?? "never"}`);
-    });
 }
