@@ -5,7 +5,10 @@
  * errors for every refusal (malformed JSON, wrong types, unknown fields,
  * oversize bodies, unknown routes — always 4xx with `{error:{code,message}}`),
  * and the one place an unexpected fault becomes a generic 500 that is logged
- * for the operator and tells the caller nothing.
+ * for the operator and tells the caller nothing. Every request leaves a
+ * trace: its own audit event, or — refused before anyone was identified —
+ * a count in the per-source aggregate (api/anonymous.ts), so anonymous
+ * callers cannot grow the permanent log one event per request.
  */
 import { randomUUID } from "node:crypto";
 import { OpenAPIHono } from "@hono/zod-openapi";
@@ -122,7 +125,7 @@ export function createApp(deps: AppDeps): App {
     // HEAD is GET without the body: the same rule.
     const route = `${c.req.method === "HEAD" ? "GET" : c.req.method} ${c.req.path}`;
     const refused = c.res.status >= 400;
-    if (!refused && (hasEvent || UNAUDITED.has(route))) {
+    if (UNAUDITED.has(route) || (!refused && hasEvent)) {
       deps.auditor.endRequest(requestId);
       return;
     }
@@ -136,7 +139,7 @@ export function createApp(deps: AppDeps): App {
         anonymous.refused(c, reason, hasEvent);
         return;
       }
-      if (hasEvent || UNAUDITED.has(route)) return;
+      if (hasEvent) return;
       await deps.auditor.record(
         deps.auditor.event({
           principal: principal ?? "anonymous",

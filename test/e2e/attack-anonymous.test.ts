@@ -58,7 +58,7 @@ function slowShareNode() {
 }
 
 describe("finding 5: anonymous POST /v1/sys/unseal/repositories starves custodians", () => {
-  const DELAY_MS = 10_000;
+  const DELAY_MS = 25_000;
   const repo = slowShareNode();
   let server: ServerProcess;
   const base = join(dir, "f5");
@@ -139,6 +139,10 @@ describe("finding 5: anonymous POST /v1/sys/unseal/repositories starves custodia
     const attack = Array.from({ length: 10 }, () =>
       call(`${server.url}/v1/sys/unseal/repositories`, { method: "POST" }),
     );
+    let attackSettled = false;
+    void Promise.allSettled(attack).then(() => {
+      attackSettled = true;
+    });
     // The attack is under way once the node is reading the slow repository.
     for (let i = 0; i < 600 && repo.state.reads === readsBefore; i++)
       await new Promise((r) => setTimeout(r, 50));
@@ -149,8 +153,10 @@ describe("finding 5: anonymous POST /v1/sys/unseal/repositories starves custodia
     const took = Date.now() - started;
     expect(alice.code, alice.stderr).toBe(0);
     expect(alice.stdout).toContain("accepted");
-    // Before: alice's share waited behind every queued read, each as slow as the repository.
+    // Before: alice's share waited behind every queued read, each as slow as the repository
+    // (ten in a row; her CLI gave up). Now it is accepted while the one read is still out.
     expect(took).toBeLessThan(DELAY_MS);
+    expect(attackSettled).toBe(false);
 
     const replies = await Promise.all(attack);
     const statuses = replies.map((r) => r.status).sort();
@@ -172,6 +178,7 @@ describe("finding 5: anonymous POST /v1/sys/unseal/repositories starves custodia
 describe("anonymous floods and slow bodies against one dev server", () => {
   const ROOT = "dev-root-token-for-anonymous-attacks";
   const REQUEST_TIMEOUT_S = 3;
+  const INTERVAL_S = 2;
   let server: ServerProcess;
   const auth = { authorization: `Bearer ${ROOT}` };
 
@@ -188,7 +195,7 @@ describe("anonymous floods and slow bodies against one dev server", () => {
       "--anonymous-rate",
       "1",
       "--denial-audit-interval",
-      "1",
+      String(INTERVAL_S),
       "--request-timeout",
       String(REQUEST_TIMEOUT_S),
     ]);
@@ -219,12 +226,14 @@ describe("anonymous floods and slow bodies against one dev server", () => {
       () => call(`${server.url}/v1/keys`, { headers: { authorization: "Bearer cst_not-a-token-at-all" } }),
     ];
     const statuses: number[] = [];
+    const floodStarted = Date.now();
     for (let i = 0; i < 500; i += 25) {
       const batch = Array.from({ length: 25 }, (_, j) =>
         (kinds[(i + j) % 3] as (n: number) => Promise<Reply>)(i + j),
       );
       statuses.push(...(await Promise.all(batch)).map((r) => r.status));
     }
+    const floodIntervals = Math.ceil((Date.now() - floodStarted) / (INTERVAL_S * 1000)) + 1;
     expect(statuses).toHaveLength(500);
     expect(statuses.every((s) => [404, 401, 429].includes(s))).toBe(true);
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0); // the per-source budget
@@ -240,7 +249,7 @@ describe("anonymous floods and slow bodies against one dev server", () => {
     expect((await call(`${server.url}/v1/sys/seal`, { method: "POST", headers: ann })).status).toBe(403);
     expect((await call(`${server.url}/v1/nothing-for-ann`, { headers: ann })).status).toBe(404);
 
-    // The counts are written every interval (1 s here): wait for all 500.
+    // The counts are written every interval (2 s here): wait for all 500.
     let added: Event[] = [];
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -258,7 +267,8 @@ describe("anonymous floods and slow bodies against one dev server", () => {
       );
     }
     // Before: 500 events of ~720 bytes. Now one per (source, reason) per interval the flood lasted.
-    expect(aggregates.length).toBeLessThanOrEqual(30);
+    expect(aggregates.length).toBeLessThanOrEqual(3 * floodIntervals);
+    expect(aggregates.length).toBeLessThan(100);
     const others = added.filter((e) => e.operation !== "http.anonymous-denials");
     expect(others.filter((e) => e.principal === "anonymous")).toEqual([]);
     const annEvents = others.filter((e) => e.principal === "ann-auditor");
