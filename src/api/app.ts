@@ -5,7 +5,10 @@
  * errors for every refusal (malformed JSON, wrong types, unknown fields,
  * oversize bodies, unknown routes — always 4xx with `{error:{code,message}}`),
  * and the one place an unexpected fault becomes a generic 500 that is logged
- * for the operator and tells the caller nothing.
+ * for the operator and tells the caller nothing. Every request leaves a
+ * trace: its own audit event, or — refused before anyone was identified —
+ * a count in the per-source aggregate (api/anonymous.ts), so anonymous
+ * callers cannot grow the permanent log one event per request.
  */
 import { randomUUID } from "node:crypto";
 import { OpenAPIHono } from "@hono/zod-openapi";
@@ -15,6 +18,7 @@ import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
 import { ApprovalService } from "../approvals/service.js";
 import type { Auditor } from "../audit/auditor.js";
+import { DenialTally } from "../audit/denial-tally.js";
 import type { MerkleLog } from "../audit/merkle-log.js";
 import type { CustodyChanger } from "../custody/custody-change.js";
 import type { SealManager } from "../custody/seal.js";
@@ -27,6 +31,8 @@ import type { PolicyEngine } from "../policy/engine.js";
 import { TpmResetError } from "../protect/tpm.js";
 import type { Store } from "../store/store.js";
 import { TpmUnavailableError } from "../tpm/rc.js";
+import { AnonymousGuard } from "./anonymous.js";
+import { Authenticator } from "./authenticate.js";
 import { originGuard } from "./browser-guard.js";
 import { gateFactory } from "./gate.js";
 import type { JwtVerifier } from "./jwt.js";
@@ -66,6 +72,8 @@ export interface AppDeps {
   clientCerts?: boolean;
   /** Browser origins allowed to call (--allowed-origin); a request naming any other `Origin` is refused. */
   allowedOrigins?: readonly string[];
+  /** Counts and rate-limits refusals of unidentified callers (api/anonymous.ts); defaults when omitted. */
+  anonymous?: AnonymousGuard;
 }
 
 export type App = OpenAPIHono;
@@ -106,21 +114,41 @@ export function createApp(deps: AppDeps): App {
     c.header("cache-control", "no-store");
     await next();
   });
+  const anonymous = deps.anonymous ?? new AnonymousGuard(new DenialTally(deps.auditor));
+  const authenticator = new Authenticator(
+    deps.store,
+    deps.authorizer,
+    deps.jwt ?? null,
+    deps.clientCerts ?? false,
+  );
   app.use("*", async function auditEveryRequest(c, next) {
     await next();
     const requestId = c.get("requestId");
-    if (deps.auditor.takeRequest(requestId) || UNAUDITED.has(`${c.req.method} ${c.req.path}`)) {
+    const hasEvent = deps.auditor.takeRequest(requestId);
+    // HEAD is GET without the body: the same rule.
+    const route = `${c.req.method === "HEAD" ? "GET" : c.req.method} ${c.req.path}`;
+    const refused = c.res.status >= 400;
+    if (UNAUDITED.has(route) || (!refused && hasEvent)) {
       deps.auditor.endRequest(requestId);
       return;
     }
-    const code = c.res.status >= 400 ? await errorCode(c.res) : undefined;
     try {
+      const code = refused ? await errorCode(c.res) : undefined;
+      const reason = code ? `${c.res.status} ${code}` : String(c.res.status);
+      const principal =
+        c.get("principal")?.id ?? (refused ? await anonymous.identify(c, authenticator) : undefined);
+      if (refused && principal === undefined) {
+        // Anyone can send these: counted per source, never an event each (finding 7).
+        anonymous.refused(c, reason, hasEvent);
+        return;
+      }
+      if (hasEvent) return;
       await deps.auditor.record(
         deps.auditor.event({
-          principal: c.get("principal")?.id ?? "anonymous",
+          principal: principal ?? "anonymous",
           operation: `http:${c.req.method} ${c.req.routePath}`,
-          decision: c.res.status < 400 ? "allow" : "deny",
-          reason: code ? `${c.res.status} ${code}` : String(c.res.status),
+          decision: refused ? "deny" : "allow",
+          reason,
           requestId,
         }),
       );
@@ -135,6 +163,7 @@ export function createApp(deps: AppDeps): App {
   // bodies are counted as they stream. Reading `c.req.raw.body` for every
   // request, as hono's bodyLimit does, materialises a web Request and stream
   // per request: in the envelope benchmark that was the largest single cost.
+  app.use("*", anonymous.limitAnonymous);
   const tooLarge = (c: Context) =>
     c.json(errorBody("body_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`), 413);
   const streamingLimit = bodyLimit({ maxSize: MAX_BODY_BYTES, onError: tooLarge });
@@ -152,7 +181,7 @@ export function createApp(deps: AppDeps): App {
 
   const approvals = deps.policy ? new ApprovalService(deps.store, deps.auditor, deps.policy) : null;
   const gate = gateFactory({ ...deps, approvals });
-  sysRoutes(app, deps, gate);
+  sysRoutes(app, { ...deps, anonymous }, gate);
   tpmRoutes(app, deps, gate);
   keyRoutes(app, deps, gate);
   envelopeRoutes(app, deps, gate);
@@ -169,15 +198,23 @@ export function createApp(deps: AppDeps): App {
       ? c.json({ ready: false, sealed: true, initialized: deps.seal.initialized }, 503)
       : c.json({ ready: true }),
   );
-  app.doc31("/v1/openapi.json", {
-    openapi: "3.1.0",
-    info: {
-      title: "custos",
-      version: "1",
-      description: "Key custody service for electronic health records",
-    },
-  });
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+  // Public and unaudited, so built once (on first use, when every route is
+  // registered) and served as the same bytes: generating it costs ~30 ms.
+  let openapi: string | null = null;
+  app.get("/v1/openapi.json", (c) => {
+    openapi ??= JSON.stringify(
+      app.getOpenAPI31Document({
+        openapi: "3.1.0",
+        info: {
+          title: "custos",
+          version: "1",
+          description: "Key custody service for electronic health records",
+        },
+      }),
+    );
+    return c.body(openapi, 200, { "content-type": "application/json" });
+  });
   return app;
 }
 

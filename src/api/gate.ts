@@ -2,8 +2,10 @@
  * The gate every protected route passes before its handler runs: sealed
  * check, authentication (a `cst_` token, a bearer JWT, or a verified client
  * certificate; src/api/authenticate.ts), then the authoriser's decision.
- * Each refusal is audited (fail-closed: a refusal that cannot be audited is
- * a 503) and answered with a JSON error naming the rule; an allowed caller
+ * Each refusal of an identified caller is audited (fail-closed: a refusal
+ * that cannot be audited is a 503) and answered with a JSON error naming the
+ * rule; those of callers not identified (sealed, no or a bad credential) are
+ * counted per source by the HTTP layer (api/anonymous.ts); an allowed caller
  * continues with its principal on the context. With a policy the decision
  * needs the purpose of use and the encryption context: key-use routes carry
  * them in their JSON body, which the gate reads (hono caches it for the
@@ -34,6 +36,8 @@ declare module "hono" {
     principal: Principal;
     requestId: string;
     decision: Decision;
+    /** Set by the gate when the request's credential did not authenticate. */
+    unauthenticated: boolean;
   }
 }
 
@@ -121,18 +125,22 @@ export function gateFactory(deps: GateDeps) {
         );
         throw error;
       };
-      if (needsUnsealed && seal.sealed) {
-        const error = sealedOrUninitialised(seal.initialized);
-        return refuse("anonymous", error.code, error);
-      }
+      // Refusals of callers not yet identified are counted per source by the
+      // HTTP layer (api/anonymous.ts), not written one event each.
+      if (needsUnsealed && seal.sealed) throw sealedOrUninitialised(seal.initialized);
       const who = await authenticator.authenticate(c);
       if (!who.ok) {
-        return refuse(
-          who.principal ?? "anonymous",
-          who.reason,
-          new CustosError(who.status, who.code, who.message, who.rule ? { rule: who.rule } : undefined),
-          who.rule,
+        const error = new CustosError(
+          who.status,
+          who.code,
+          who.message,
+          who.rule ? { rule: who.rule } : undefined,
         );
+        if (who.principal === undefined) {
+          c.set("unauthenticated", true);
+          throw error;
+        }
+        return refuse(who.principal, who.reason, error, who.rule);
       }
       const principal = who.principal;
       let context: Record<string, string> | undefined;

@@ -302,12 +302,15 @@ export const TokenResponse = z
   .openapi("Token");
 
 const filterText = z.string().min(1).max(256);
+const RFC3339_HINT = "times are RFC 3339 UTC, e.g. 2026-11-24T10:00:00.000Z";
 const rfc3339 = z
   .string()
-  .regex(
-    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/,
-    "times are RFC 3339 UTC, e.g. 2026-11-24T10:00:00.000Z",
-  );
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/, RFC3339_HINT)
+  // The shape is not enough: 2026-13-45T99:99:99Z must be a 400, not a RangeError (a 500) later.
+  .refine((t) => {
+    const d = new Date(t);
+    return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 19) === t.slice(0, 19);
+  }, `no such time; ${RFC3339_HINT}`);
 
 export const AuditQuery = z.strictObject({
   from: z.coerce.number().int().min(1).default(1),

@@ -3,7 +3,9 @@
  * server, and the housekeeping timer (scheduled destruction, automatic
  * rotation). Kept apart from `createApp` so tests can build the app without a
  * socket and the CLI can start a real server with the same parts. Shutdown
- * drops every secret, drains the store and closes the socket.
+ * drops every secret, drains the store and closes the socket. The listener
+ * has explicit limits (`HttpLimits`) instead of Node's defaults — no cap on
+ * connections, 300 s for a request whose body never finishes arriving.
  */
 import { chmodSync, mkdirSync } from "node:fs";
 import type { Server } from "node:http";
@@ -14,6 +16,7 @@ import { serve } from "@hono/node-server";
 import type { Logger } from "pino";
 import { type AuditContextConfig, auditContextConfig } from "../audit/audit-context.js";
 import { Auditor } from "../audit/auditor.js";
+import { DenialTally } from "../audit/denial-tally.js";
 import { MerkleLog } from "../audit/merkle-log.js";
 import { WitnessCollector, type WitnessConfig } from "../audit/witness-collector.js";
 import { b64u } from "../crypto/bytes.js";
@@ -35,6 +38,7 @@ import { ThresholdCoordinator } from "../threshold/coordinator.js";
 import type { ShareNodeLink } from "../threshold/share-node-link.js";
 import { TpmClient } from "../tpm/client.js";
 import { transportFromAddress } from "../tpm/transport.js";
+import { AnonymousGuard, type AnonymousLimits } from "./anonymous.js";
 import { type App, createApp } from "./app.js";
 import { parseAllowedOrigin } from "./browser-guard.js";
 import type { JwtVerifier } from "./jwt.js";
@@ -68,6 +72,8 @@ export interface NodeOptions {
   shareNodeLink?: ShareNodeLink;
   /** Share repositories for the custody tree's `repository` leaves (repository/config.ts). */
   repositories?: RepositoryConfig;
+  /** Rate limits for unidentified callers, and how often their counted refusals are written (api/anonymous.ts). */
+  anonymous?: Partial<AnonymousLimits> & { auditIntervalMs?: number };
 }
 
 export interface CustosNode {
@@ -100,6 +106,7 @@ export async function openNode({
   shareNodes,
   shareNodeLink,
   repositories,
+  anonymous,
 }: NodeOptions): Promise<CustosNode> {
   // Checked before anything is opened: a bad list must stop the node, not log PHI.
   const contextConfig = auditContextConfig(auditContext);
@@ -169,7 +176,10 @@ export async function openNode({
     .recordAbandoned()
     .catch((err: unknown) => log.error({ err }, "could not audit the abandoned custody change"));
   const envelope = new EnvelopeService(keys, auditor);
+  const denials = new DenialTally(auditor, anonymous?.auditIntervalMs, log);
+  denials.start();
   const app = createApp({
+    anonymous: new AnonymousGuard(denials, anonymous),
     custody,
     store,
     seal,
@@ -208,6 +218,7 @@ export async function openNode({
     custody,
     async close() {
       clearInterval(timer);
+      await denials.close();
       collector?.stop();
       merkle.stop();
       seal.shutdown();
@@ -230,13 +241,44 @@ export interface TlsFiles {
   clientCa?: Buffer;
 }
 
+/** The listener's limits (README, "Limits"); each `custos server` flag sets one. */
+export interface HttpLimits {
+  /** A whole request, headers and body, must arrive within this (Node's default: 300 s). */
+  requestTimeoutMs: number;
+  /** The headers must arrive within this (at most requestTimeoutMs). */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Connections open at once; more are refused (Node's default: no limit). */
+  maxConnections: number;
+  /** Header lines read per request; the rest are ignored. */
+  maxHeadersCount: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 20_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 1024,
+  maxHeadersCount: 100,
+};
+
 /** Starts the HTTP(S) server on `host:port` (port 0 picks a free one). */
 export async function listen(
   node: CustosNode,
   host: string,
   port: number,
   tls?: TlsFiles,
+  limits: Partial<HttpLimits> = {},
 ): Promise<ListeningNode> {
+  const l = { ...DEFAULT_HTTP_LIMITS, ...limits };
+  const timeouts = {
+    requestTimeout: l.requestTimeoutMs,
+    headersTimeout: Math.min(l.headersTimeoutMs, l.requestTimeoutMs),
+    keepAliveTimeout: l.keepAliveTimeoutMs,
+    // How often Node looks for requests past their timeouts (default 30 s, longer than the timeout itself).
+    connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(l.requestTimeoutMs / 4))),
+  };
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     // A client without a certificate (or with another CA's) still completes
     // the handshake — rejectUnauthorized is false — so that the gate answers
@@ -244,15 +286,21 @@ export async function listen(
     const https = tls && {
       createServer: createHttpsServer,
       serverOptions: {
+        ...timeouts,
         cert: tls.cert,
         key: tls.key,
         minVersion: "TLSv1.2" as const,
         ...(tls.clientCa && { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false }),
       },
     };
-    const s = serve({ fetch: node.app.fetch, hostname: host, port, ...https }, () => resolve(s));
+    const s = serve({ fetch: node.app.fetch, hostname: host, port, serverOptions: timeouts, ...https }, () =>
+      resolve(s),
+    );
     s.once("error", reject);
   });
+  // serve() makes a node:http or node:https server (never HTTP/2): both have these.
+  (server as Server).maxConnections = l.maxConnections;
+  (server as Server).maxHeadersCount = l.maxHeadersCount;
   const address = server.address() as AddressInfo;
   const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return {

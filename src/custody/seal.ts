@@ -40,7 +40,7 @@ import { acceptSubmission } from "./submissions.js";
 import { leaves, type TreeInput } from "./tree.js";
 import { makeTreeCustody, type NewTreeCustody, storeNodeShares } from "./tree-custody.js";
 import type { TreeShareFile, TreeUnsealSubmission } from "./tree-share-format.js";
-import { combineTree, readNodeShares } from "./tree-unseal.js";
+import { applyNodeShares, combineTree, gatherNodeShares } from "./tree-unseal.js";
 import { UnsealCeremony } from "./unseal-ceremony.js";
 
 export type { SealStatus } from "./seal-status.js";
@@ -89,6 +89,8 @@ export class SealManager {
   #root: DisposableKeyHandle | null = null;
   #ceremony: UnsealCeremony | null = null;
   #queue: Promise<unknown> = Promise.resolve();
+  /** The read of the node-held leaves in flight, which every concurrent caller shares. */
+  #nodeRead: Promise<NodeUnsealResult> | null = null;
   #onUnseal: Listener[] = [];
   #onSeal: (() => void)[] = [];
 
@@ -229,19 +231,35 @@ export class SealManager {
    * at start, and on `POST /v1/sys/unseal/repositories`. Throws 503
    * `repositories_unavailable` naming every leaf that failed and every gate
    * still short; the good shares stay in the ceremony (until it expires) for
-   * custodians to complete a mixed tree.
+   * custodians to complete a mixed tree. Concurrent callers share one read
+   * in flight; the read runs outside the lock — a slow repository must not
+   * hold up custodians' submissions — and its result is applied under it.
    */
   unsealFromNodeShares(requestId?: string): Promise<NodeUnsealResult> {
+    this.#nodeRead ??= this.#readNodeHeld(requestId).finally(() => {
+      this.#nodeRead = null;
+    });
+    return this.#nodeRead;
+  }
+
+  async #readNodeHeld(requestId?: string): Promise<NodeUnsealResult> {
+    const config = this.#config;
+    if (config === null) throw sealedOrUninitialised(false);
+    if (!this.sealed) return { status: this.status(), failures: [] };
+    const ceremony = this.#currentCeremony();
+    const gathered = await gatherNodeShares(config, this.nodeShares, ceremony.accepted);
     return this.#serially(async () => {
-      const config = this.#config;
-      if (config === null) throw sealedOrUninitialised(false);
-      if (!this.sealed) return { status: this.status(), failures: [] };
-      const ceremony = this.#currentCeremony();
-      const { satisfied, failures, reason, shortfall } = await readNodeShares(
-        config,
-        this.nodeShares,
-        ceremony,
-      );
+      if (!this.sealed || this.#ceremony !== ceremony || this.#config !== config) {
+        for (const value of gathered.values.values()) value.dispose();
+        if (!this.sealed) return { status: this.status(), failures: gathered.failures };
+        throw new CustosError(
+          409,
+          "ceremony_changed",
+          "the unseal ceremony ended while the repositories were read; read them again",
+        );
+      }
+      const tree = config.tree as NonNullable<SealConfig["tree"]>; // gatherNodeShares refuses a custody without one
+      const { satisfied, failures, reason, shortfall } = applyNodeShares(tree, ceremony, gathered);
       await this.auditor.record(
         this.auditor.event({
           principal: "custos",

@@ -12,7 +12,7 @@ import { KeyCheckError, keyCheckValue } from "../crypto/shamir.js";
 
 import { CustosError } from "../errors.js";
 import type { SealConfig } from "../store/store.js";
-import { isNodeHeld, type LeafFailure, type NodeShares } from "./node-shares.js";
+import { type Gathered, isNodeHeld, type LeafFailure, type NodeShares } from "./node-shares.js";
 import type { ShareRefusal } from "./refusal.js";
 import { describeMissing, type GateRecord, gateStatus, leaves } from "./tree.js";
 import { openTreeUnsealSubmission, type TreeUnsealSubmission } from "./tree-share-format.js";
@@ -86,15 +86,19 @@ export interface NodeRead {
 }
 
 /**
- * Reads the node-held leaves not yet in the ceremony (node-shares.ts) and
- * adds the good shares to it. Throws 409 for a custody without such leaves,
- * 503 for a node without repositories configured.
+ * Reads the node-held leaves not yet among `accepted` (node-shares.ts),
+ * touching no ceremony state: the caller adds the values under its lock
+ * (`applyNodeShares`), so the read itself — as slow as the slowest
+ * repository — holds nothing up. `accepted` is read live, so the read stops
+ * as soon as it and the shares accepted meanwhile satisfy the tree. Throws
+ * 409 for a custody without such leaves, 503 for a node without
+ * repositories configured.
  */
-export async function readNodeShares(
+export async function gatherNodeShares(
   config: SealConfig,
   nodeShares: NodeShares | null,
-  ceremony: UnsealCeremony,
-): Promise<NodeRead> {
+  accepted: ReadonlyMap<string, Secret>,
+): Promise<Gathered> {
   const tree = config.tree;
   const held = tree ? leaves(tree).filter(isNodeHeld) : [];
   if (!tree || held.length === 0) {
@@ -111,11 +115,19 @@ export async function readNodeShares(
       "this node has no repositories configured (custos server --repositories FILE)",
     );
   }
-  const missing = held.filter((l) => !ceremony.accepted.has(l.path));
-  const { values, failures } = await nodeShares.gather(config.initId, missing, (paths) =>
-    treeSatisfied(tree, [...ceremony.accepted.keys(), ...paths]),
+  const missing = held.filter((l) => !accepted.has(l.path));
+  return nodeShares.gather(config.initId, missing, (paths) =>
+    treeSatisfied(tree, [...accepted.keys(), ...paths]),
   );
-  for (const [path, value] of values) ceremony.accepted.set(path, value);
+}
+
+/** Adds gathered shares to the ceremony (one for a leaf already there is disposed of) and says where the tree stands. */
+export function applyNodeShares(tree: GateRecord, ceremony: UnsealCeremony, gathered: Gathered): NodeRead {
+  const { values, failures } = gathered;
+  for (const [path, value] of values) {
+    if (ceremony.accepted.has(path)) value.dispose();
+    else ceremony.accepted.set(path, value);
+  }
   const named = failures.map((f) => `${f.path}: ${f.reason}`);
   const failed = named.length ? `failed: ${named.join("; ")}` : "";
   const short = describeMissing(gateStatus(tree, new Set(ceremony.accepted.keys())));

@@ -74,22 +74,30 @@ export interface Leaf {
 
 const PcrsSchema = z.array(z.number().int().min(0).max(23)).min(1).max(24).optional();
 
-function nodeSchema(withCommitments: boolean): z.ZodType<NodeInput | NodeRecord> {
+/**
+ * Built level by level, deepest first, rather than recursively (z.lazy): a
+ * gate may hold gates only down to MAX_TREE_DEPTH, so an input nested deeper
+ * fails there instead of being walked to its end — anonymous callers sent
+ * trees 2,500 deep, which overflowed the stack of a recursive schema.
+ */
+function nodeSchema(withCommitments: boolean): z.ZodType<GateInput | GateRecord> {
   const c = withCommitments ? { commitment: COMMITMENT } : {};
-  const gate: z.ZodType<GateInput | GateRecord> = z.lazy(() =>
-    z.strictObject({
-      threshold: z.number().int().min(1).max(MAX_GATE_CHILDREN),
-      of: z.array(node).min(1).max(MAX_GATE_CHILDREN),
-      name: z.string().min(1).max(64).optional(),
-    }),
-  ) as z.ZodType<GateInput | GateRecord>;
-  const node: z.ZodType<NodeInput | NodeRecord> = z.union([
-    gate,
+  const leaf = [
     z.strictObject({ custodian: Name, publicKey: B64U_KEY, ...c }),
     z.strictObject({ repository: Name, ...c }),
     z.strictObject({ tpm: Name, pcrs: PcrsSchema, ...c }),
-  ]) as z.ZodType<NodeInput | NodeRecord>;
-  return gate;
+  ] as const;
+  let member: z.ZodType = z.union(leaf);
+  let gate: z.ZodType = z.never();
+  for (let depth = MAX_TREE_DEPTH; depth >= 1; depth--) {
+    gate = z.strictObject({
+      threshold: z.number().int().min(1).max(MAX_GATE_CHILDREN),
+      of: z.array(member).min(1).max(MAX_GATE_CHILDREN),
+      name: z.string().min(1).max(64).optional(),
+    });
+    member = z.union([gate, ...leaf]);
+  }
+  return gate as z.ZodType<GateInput | GateRecord>;
 }
 
 /** The tree of an init request (zod: shape, names, sizes; `checkTree` does the rest). */

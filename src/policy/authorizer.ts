@@ -9,6 +9,7 @@
  */
 
 export const OPERATIONS = [
+  "sys.init",
   "sys.seal",
   "sys.unseal.reset",
   "sys.tpm-seal.read",

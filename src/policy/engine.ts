@@ -30,6 +30,7 @@ import { PolicyInputError, parsePolicy } from "./source.js";
 
 /** The policy operation each API operation is decided as; `null`: decided by the review rules below. */
 export const POLICY_OPERATION: Readonly<Record<Operation, PolicyOperation | null>> = {
+  "sys.init": "ceremony-init",
   "sys.seal": "ceremony-seal",
   "sys.unseal.reset": "ceremony-unseal",
   "sys.tpm-seal.read": "tpm-seal-read",

@@ -4,11 +4,16 @@
  * submissions, the node's own read of its repositories, seal. Init, unseal
  * submissions and the repository read need no token — the shares are the
  * credential, and the repository read only makes the node fetch its own
- * configured shares — but each step is audited.
+ * configured shares — but each step is audited. Under a policy, init is the
+ * operation `ceremony-init` and needs a credential the policy allows it.
+ * Init on an initialised node is refused before its body is read; the
+ * repository read is rate-limited per source (api/anonymous.ts).
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { createMiddleware } from "hono/factory";
 import { TreeInputSchema } from "../../custody/tree.js";
 import { CustosError } from "../../errors.js";
+import type { AnonymousGuard } from "../anonymous.js";
 import type { AppDeps } from "../app.js";
 import type { Gate } from "../gate.js";
 import {
@@ -29,7 +34,18 @@ const errors = {
   },
 };
 
-export function sysRoutes(app: OpenAPIHono, { seal, tpm }: AppDeps, gate: Gate): void {
+export function sysRoutes(
+  app: OpenAPIHono,
+  { seal, tpm, policy, anonymous }: AppDeps & { anonymous: AnonymousGuard },
+  gate: Gate,
+): void {
+  const initGate = gate("sys.init", { needsUnsealed: false });
+  // Before the body is read or parsed: an initialised node has nothing to say about it.
+  const initOnce = createMiddleware(async function initOnce(c, next) {
+    if (seal.initialized) throw new CustosError(409, "already_initialized", "custos is already initialised");
+    // Without a policy, init is open to whoever reaches an uninitialised node (bootstrap).
+    return policy ? initGate(c, next) : next();
+  });
   const status = () => ({
     ...seal.status(),
     protection: tpm ? ("tpm" as const) : ("software" as const),
@@ -54,6 +70,7 @@ export function sysRoutes(app: OpenAPIHono, { seal, tpm }: AppDeps, gate: Gate):
       path: "/v1/sys/init",
       tags: ["sys"],
       summary: "Make the root key and split it among custodians",
+      middleware: [initOnce] as const,
       request: { body: { required: true, content: { "application/json": { schema: InitRequest } } } },
       responses: {
         200: {
@@ -105,6 +122,7 @@ export function sysRoutes(app: OpenAPIHono, { seal, tpm }: AppDeps, gate: Gate):
       path: "/v1/sys/unseal/repositories",
       tags: ["sys"],
       summary: "Read the custody tree's repositories and TPM leaf, and unseal when enough good shares answer",
+      middleware: [anonymous.limitRepositoryReads] as const,
       responses: {
         200: {
           description: "Unsealed; the leaves that failed, by path",

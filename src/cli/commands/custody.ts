@@ -140,7 +140,9 @@ export function custodyCommands(program: Command, client: () => Client): void {
           if (path && existsSync(path))
             throw new CliError(`'${path}' already exists; refusing to overwrite it`, EXIT.usage);
         }
-        const result = await client().request<{
+        // Under a policy, init is the operation ceremony-init: the caller's credential, when set, is sent.
+        const api = client();
+        const result = await api.request<{
           initId: string;
           shares: { custodian: string }[];
           rootToken: string;
@@ -148,7 +150,7 @@ export function custodyCommands(program: Command, client: () => Client): void {
           "POST",
           "/v1/sys/init",
           treeFile ? { tree: treeFile.tree } : { threshold: opts.threshold, custodians },
-          { auth: false },
+          { auth: api.token !== undefined },
         );
         try {
           for (const share of result.shares) {

@@ -32,6 +32,7 @@ import type { ShareNodeLink } from "../../threshold/share-node-link.js";
 import { CliError, EXIT } from "../client.js";
 import { collect } from "../io.js";
 import { jwtVerifier, loadPolicy, tlsFiles } from "../server-access.js";
+import { type LimitFlags, limitOptions, limitsFrom } from "../server-limits.js";
 import { shareNodeLink } from "../share-node-access.js";
 
 const DEV_CUSTODIANS = ["dev-alice", "dev-bob", "dev-carol"];
@@ -44,8 +45,7 @@ export function parseListen(value: string): { host: string; port: number } {
 }
 
 export function serverCommand(program: Command): void {
-  program
-    .command("server")
+  limitOptions(program.command("server"))
     .description("run a custos node")
     .option("--data-dir <dir>", "where the node keeps its SQLite store (required unless --dev)")
     .option("--listen <host:port>", "address to listen on", "127.0.0.1:8200")
@@ -116,36 +116,38 @@ export function serverCommand(program: Command): void {
     )
     .option("--log-level <level>", "pino log level", "info")
     .action(
-      async (opts: {
-        dataDir?: string;
-        listen: string;
-        dev?: boolean;
-        devRootToken?: string;
-        destructionWaitSeconds?: number;
-        witness?: string[];
-        witnessKey?: string[];
-        witnessInterval: number;
-        identifyingContextKeys?: string;
-        clearContextKeys?: string;
-        tpm?: string | false;
-        tpmSeal?: string | true;
-        repositories?: string;
-        shareNode?: string[];
-        shareNodeCa?: string;
-        shareNodeClientCert?: string;
-        shareNodeClientKey?: string;
-        insecureShareNodeHttp?: boolean;
-        policy?: string;
-        jwksFile?: string;
-        jwksUrl?: string;
-        jwtIssuer?: string;
-        jwtAudience?: string;
-        tlsCert?: string;
-        tlsKey?: string;
-        tlsClientCa?: string;
-        allowedOrigin?: string[];
-        logLevel: string;
-      }) => {
+      async (
+        opts: {
+          dataDir?: string;
+          listen: string;
+          dev?: boolean;
+          devRootToken?: string;
+          destructionWaitSeconds?: number;
+          witness?: string[];
+          witnessKey?: string[];
+          witnessInterval: number;
+          identifyingContextKeys?: string;
+          clearContextKeys?: string;
+          tpm?: string | false;
+          tpmSeal?: string | true;
+          repositories?: string;
+          shareNode?: string[];
+          shareNodeCa?: string;
+          shareNodeClientCert?: string;
+          shareNodeClientKey?: string;
+          insecureShareNodeHttp?: boolean;
+          policy?: string;
+          jwksFile?: string;
+          jwksUrl?: string;
+          jwtIssuer?: string;
+          jwtAudience?: string;
+          tlsCert?: string;
+          tlsKey?: string;
+          tlsClientCa?: string;
+          allowedOrigin?: string[];
+          logLevel: string;
+        } & LimitFlags,
+      ) => {
         if (!opts.dev && !opts.dataDir)
           throw new CliError("give --data-dir DIR (or --dev for a development server)", EXIT.usage);
         if (opts.devRootToken && !opts.dev)
@@ -155,6 +157,7 @@ export function serverCommand(program: Command): void {
           throw new CliError("--destruction-wait-seconds must be a non-negative integer", EXIT.usage);
         }
         const { host, port } = parseListen(opts.listen);
+        const limits = limitsFrom(opts);
         const policy = loadPolicy(opts.policy ?? process.env.CUSTOS_POLICY);
         const jwt = jwtVerifier(opts, policy);
         const tls = tlsFiles(opts, policy);
@@ -199,6 +202,7 @@ export function serverCommand(program: Command): void {
             shareNodes,
             shareNodeLink: link,
             repositories,
+            anonymous: limits.anonymous,
           });
         } catch (err) {
           if (devSwtpm) stopDevSwtpm(devSwtpm);
@@ -209,7 +213,7 @@ export function serverCommand(program: Command): void {
           const why = node.tpm.statusNow().lastError;
           if (why) process.stderr.write(`custos: starting sealed: ${why}\n`);
         }
-        const running = await listen(node, host, port, tls);
+        const running = await listen(node, host, port, tls, limits.http);
         let rootToken: string | null = null;
         if (opts.dev) rootToken = await devBootstrap(node, dataDir, opts.devRootToken);
         log.info(
