@@ -1,12 +1,25 @@
 /**
  * A share repository on a remote custos share node (`custos share-node`),
- * over HTTP(S): `PUT`/`GET /v1/repository/shares/{key}` with a bearer token
- * (docs/FORMATS.md §5.8). The token is a credential from the node's
+ * over HTTP(S): `PUT`/`GET /v2/repository/shares/{key}` with a bearer token
+ * that the share node scopes to this node's identity (docs/FORMATS.md §5.8,
+ * `custos-repository/v2`). The token is a credential from the node's
  * configuration: sent only in the Authorization header, kept out of every
- * message. Each request has a timeout; any answer other than 200/204/404 is
- * an error naming the status, never the body.
+ * message. Each request has a timeout, and an answer is read only up to
+ * MAX_SHARE_BYTES (a share) or MAX_ERROR_BYTES (a refusal) — a share node is
+ * trusted for availability, not to be reasonable about sizes. Any answer
+ * other than 200/204/404 `no_share` is an error naming the status, never
+ * the body.
  */
-import { assertShareBytes, assertShareKey, type ShareRepository } from "./share-repository.js";
+import { discardBody, readBounded } from "../net/bounded-read.js";
+import {
+  assertShareBytes,
+  assertShareKey,
+  MAX_SHARE_BYTES,
+  type ShareRepository,
+} from "./share-repository.js";
+
+/** The most of a refusal's JSON body read, to find its error code. */
+export const MAX_ERROR_BYTES = 4096;
 
 export interface ShareNodeRepositoryOptions {
   url: string;
@@ -33,7 +46,7 @@ export class ShareNodeRepository implements ShareRepository {
   #url(key: string): URL {
     assertShareKey(key);
     return new URL(
-      `v1/repository/shares/${encodeURIComponent(key)}`,
+      `v2/repository/shares/${encodeURIComponent(key)}`,
       this.#base.href.endsWith("/") ? this.#base : `${this.#base.href}/`,
     );
   }
@@ -59,17 +72,50 @@ export class ShareNodeRepository implements ShareRepository {
       headers: { "content-type": "application/octet-stream" },
       body: Buffer.from(share),
     });
-    await res.arrayBuffer().catch(() => undefined);
-    if (res.status !== 204)
-      throw new Error(`share node ${this.#base.host} refused the share (HTTP ${res.status})`);
+    if (res.status === 204) return discardBody(res.body);
+    throw new Error(`share node ${this.#base.host} refused the share (${await this.#why(res)})`);
   }
 
   async get(key: string): Promise<Uint8Array | null> {
     const res = await this.#fetch(key, { method: "GET" });
-    const body = new Uint8Array(await res.arrayBuffer());
-    if (res.status === 404) return null;
-    if (res.status !== 200) throw new Error(`share node ${this.#base.host} answered HTTP ${res.status}`);
-    return body;
+    if (res.status === 200) {
+      return this.#read(res, MAX_SHARE_BYTES, "share");
+    }
+    const why = await this.#why(res);
+    if (why === "HTTP 404 no_share") return null;
+    throw new Error(`share node ${this.#base.host} answered ${why}`);
+  }
+
+  async #read(res: Response, limit: number, what: string): Promise<Uint8Array> {
+    try {
+      return await readBounded(res.body, limit, {
+        what: `the ${what} answered by share node ${this.#base.host}`,
+        declaredLength: res.headers.get("content-length"),
+      });
+    } catch (err) {
+      if (err instanceof RangeError) throw err;
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+      throw new Error(`share node ${this.#base.host} did not finish its answer (${cause})`);
+    }
+  }
+
+  /**
+   * "HTTP <status> <error code>" from a refusal's JSON, or "HTTP <status>"; a
+   * share node that does not speak v2 answers the old routes' 404 without
+   * `no_share`, which is then an error rather than "no share".
+   */
+  async #why(res: Response): Promise<string> {
+    let code = "";
+    try {
+      const body = await this.#read(res, MAX_ERROR_BYTES, "refusal");
+      const parsed = JSON.parse(Buffer.from(body).toString("utf8")) as { error?: unknown };
+      if (typeof parsed.error === "string" && /^[a-z0-9_]{1,64}$/.test(parsed.error))
+        code = ` ${parsed.error}`;
+    } catch {
+      // no code: the status alone
+    }
+    const hint = res.status === 404 && code !== " no_share" ? " (does it speak custos-repository/v2?)" : "";
+    return `HTTP ${res.status}${code}${hint}`;
   }
 
   toString(): string {
