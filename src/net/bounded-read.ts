@@ -34,7 +34,7 @@ export class BodyTooLargeError extends RangeError {
  * absent: the streaming count still applies.
  */
 export function checkDeclaredLength(header: string | null | undefined, limit: number, what: string): void {
-  if (header === null || header === undefined || !/^[0-9]{1,16}$/.test(header.trim())) return;
+  if (header === null || header === undefined || !/^[0-9]+$/.test(header.trim())) return;
   const declared = Number(header.trim());
   if (declared > limit) throw new BodyTooLargeError(what, limit, declared);
 }
