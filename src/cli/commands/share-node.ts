@@ -79,6 +79,21 @@ function repositoryClients(values: string[] | undefined): RepositoryClient[] {
   });
 }
 
+/**
+ * Node's defaults let a stranger hold any number of connections for up to
+ * 300 s each; a share node reads at most 256 KiB per request, so capping
+ * connections and the time to send one bounds what slow senders can pin
+ * (docs/FORMATS.md §11.4).
+ */
+export const SHARE_NODE_LIMITS = { maxConnections: 512, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 };
+function limitConnections(server: ReturnType<typeof serve>): void {
+  server.maxConnections = SHARE_NODE_LIMITS.maxConnections;
+  if ("requestTimeout" in server) {
+    server.headersTimeout = SHARE_NODE_LIMITS.headersTimeoutMs;
+    server.requestTimeout = SHARE_NODE_LIMITS.requestTimeoutMs;
+  }
+}
+
 export function shareNodeCommand(program: Command): void {
   program
     .command("share-node")
@@ -146,6 +161,7 @@ export function shareNodeCommand(program: Command): void {
           const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
           s.once("error", reject);
         });
+        limitConnections(server);
         const address = server.address() as AddressInfo;
         if (allowed.length === 0)
           process.stderr.write(
