@@ -8,10 +8,13 @@
  * a head this node signed (same size, root and timestamp — the store checks
  * that too). A countersignature on a head the node never signed is the sign of
  * a fork (this node was restored from an old copy, or another node signs with
- * its key); it is logged at level error and not stored.
+ * its key); it is logged at level error and not stored. An answer is read
+ * only up to MAX_WITNESS_ANSWER_BYTES (a countersignature is a few hundred
+ * bytes): a witness cannot make the node buffer what it likes.
  */
 import type { Logger } from "pino";
 import { b64u, constantTimeEqual } from "../crypto/bytes.js";
+import { discardBody, readBounded } from "../net/bounded-read.js";
 import type { Store } from "../store/store.js";
 import { cosignatureFromJson, verifyCosignature } from "./cosignature.js";
 import type { WitnessPublicKey } from "./witness-key.js";
@@ -24,6 +27,9 @@ export interface WitnessConfig {
   /** Default 5000. */
   intervalMs?: number;
 }
+
+/** The most of a witness's answer read (docs/FORMATS.md §8.3). */
+export const MAX_WITNESS_ANSWER_BYTES = 64 * 1024;
 
 export type CollectResult =
   | { url: string; status: "stored"; witness: string; size: number }
@@ -76,9 +82,14 @@ export class WitnessCollector {
     const res = await fetch(`${url.replace(/\/+$/, "")}/v1/witness/cosignature?log=${b64u.encode(logKey)}`, {
       signal: AbortSignal.timeout(10_000),
     });
+    if (res.status === 404 || !res.ok) await discardBody(res.body);
     if (res.status === 404) return { url, status: "none" };
     if (!res.ok) throw new Error(`the witness answered ${res.status}`);
-    const body = (await res.json()) as { cosignature?: unknown };
+    const raw = await readBounded(res.body, MAX_WITNESS_ANSWER_BYTES, {
+      what: `the answer of witness ${url}`,
+      declaredLength: res.headers.get("content-length"),
+    });
+    const body = JSON.parse(Buffer.from(raw).toString("utf8")) as { cosignature?: unknown };
     const c = cosignatureFromJson(body.cosignature);
     const refuse = (detail: string, level: "warn" | "error" = "warn"): CollectResult => {
       this.log[level]({ witness: url, size: c.size }, `countersignature refused: ${detail}`);

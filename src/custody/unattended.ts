@@ -7,6 +7,7 @@
  * `POST /v1/sys/unseal/repositories`.
  */
 import type { Logger } from "pino";
+import { b64u } from "../crypto/bytes.js";
 import type { RepositoryConfig } from "../repository/config.js";
 import type { TpmClient } from "../tpm/client.js";
 import type { NodeIdentity } from "./node-identity.js";
@@ -23,7 +24,11 @@ export function nodeSharesFor(
   log: Logger,
 ): NodeShares | undefined {
   if (!repositories && !tpm) return undefined;
-  if (repositories) log.info({ repositories: repositories.summary }, "share repositories configured");
+  if (repositories)
+    log.info(
+      { repositories: repositories.summary, nodeKey: b64u.encode(identity.publicKey) },
+      "share repositories configured (a share node scopes this node's token to nodeKey: --repository-client)",
+    );
   return new NodeShares({
     identity,
     repositories: repositories?.repositories,

@@ -6,10 +6,18 @@
  * or an error message (pg's errors name hosts and users, not passwords, and
  * we pass on only their message). Connections come from a small pool with
  * connect and statement timeouts, so an unreachable database answers with an
- * error quickly instead of holding an unseal hostage.
+ * error quickly instead of holding an unseal hostage. A read asks the server
+ * for the row's length first and its bytes only when they fit a share
+ * (MAX_SHARE_BYTES): a table someone filled with a gigabyte is refused, not
+ * transferred.
  */
 import pg from "pg";
-import { assertShareBytes, assertShareKey, type ShareRepository } from "./share-repository.js";
+import {
+  assertShareBytes,
+  assertShareKey,
+  MAX_SHARE_BYTES,
+  type ShareRepository,
+} from "./share-repository.js";
 
 /** `table` or `schema.table`, lower-case identifiers: quoted as they are, never interpolated from input. */
 export const TABLE_RE = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
@@ -75,12 +83,18 @@ export class PostgresRepository implements ShareRepository {
 
   async get(key: string): Promise<Uint8Array | null> {
     assertShareKey(key);
-    const result = await this.#pool.query<{ share: Buffer }>(
-      `SELECT share FROM ${this.#table} WHERE id = $1`,
-      [key],
+    const result = await this.#pool.query<{ size: number; share: Buffer | null }>(
+      `SELECT octet_length(share) AS size, CASE WHEN octet_length(share) <= $2 THEN share END AS share
+         FROM ${this.#table} WHERE id = $1`,
+      [key, MAX_SHARE_BYTES],
     );
     const row = result.rows[0];
-    return row ? new Uint8Array(row.share) : null;
+    if (!row) return null;
+    if (row.share === null)
+      throw new RangeError(
+        `table ${this.#table} holds ${row.size} bytes for this key, more than a share's ${MAX_SHARE_BYTES}`,
+      );
+    return new Uint8Array(row.share);
   }
 
   async close(): Promise<void> {

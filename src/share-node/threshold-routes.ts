@@ -9,7 +9,10 @@
  * request signed by an allowed custos node (threshold/request-auth.ts), and
  * every body is checked with the zod schemas of threshold/wire.ts. Every
  * partial and every round is written to the share node's audit file before
- * the answer leaves. `wrongPartials` is a fault-injection switch for the test
+ * the answer leaves. A body is read only after the request's headers pass
+ * the checks that need no body (an allowed node, a fresh timestamp), and never
+ * past MAX_REQUEST_BYTES; refused requests are counted, not written one by
+ * one (partial-audit.ts). `wrongPartials` is a fault-injection switch for the test
  * suite only (`--insecure-test-wrong-partials`): the node then answers with a
  * partial that is off by G, which its proof cannot cover.
  */
@@ -17,6 +20,7 @@ import { createHash } from "node:crypto";
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import { b64u, zero } from "../crypto/bytes.js";
+import { BodyTooLargeError, checkDeclaredLength, readBounded } from "../net/bounded-read.js";
 import { DealingError, makeDealing, openDealings } from "../threshold/dkg.js";
 import { encodeDleq } from "../threshold/dleq.js";
 import { G, mod, pointFromBytes, pointToBytes, scalarFromBytes } from "../threshold/group.js";
@@ -45,12 +49,16 @@ export interface ThresholdRouteDeps {
   wrongPartials?: boolean;
 }
 
-/** A refusal with a status and a JSON body `{error, message}`. */
+/** The largest request body a share node reads (docs/FORMATS.md §11.4). */
+export const MAX_REQUEST_BYTES = 256 * 1024;
+
+/** A refusal with a status and a JSON body `{error, message}`; `close` when the body was left unread. */
 class Refusal extends Error {
   constructor(
-    readonly status: 400 | 401 | 404 | 409 | 503,
+    readonly status: 400 | 401 | 404 | 409 | 413 | 503,
     readonly code: string,
     message: string,
+    readonly close = false,
   ) {
     super(message);
   }
@@ -61,17 +69,39 @@ async function signedBody<S extends z.ZodTypeAny>(
   deps: ThresholdRouteDeps,
   schema: S,
 ): Promise<{ node: string; body: z.infer<S> }> {
-  const raw = new Uint8Array(await c.req.arrayBuffer());
-  if (raw.length > 256 * 1024) throw new Refusal(400, "too_large", "request body must be at most 256 KiB");
-  const auth = deps.verifier.verify(c.req.method, new URL(c.req.url).pathname, (h) => c.req.header(h), raw);
-  if (!auth.ok) {
-    await deps.audit.record({ op: "refused", path: new URL(c.req.url).pathname, reason: auth.reason });
-    throw new Refusal(
+  const path = new URL(c.req.url).pathname;
+  const unauthenticated = (reason: string, close: boolean) => {
+    deps.audit.refused(path, reason);
+    return new Refusal(
       401,
-      `unauthenticated_${auth.reason}`,
-      `request not accepted: ${auth.reason} (sign requests with an allowed custos node key)`,
+      `unauthenticated_${reason}`,
+      `request not accepted: ${reason} (sign requests with an allowed custos node key)`,
+      close,
     );
+  };
+  const tooLarge = () => {
+    deps.audit.refused(path, "too_large");
+    return new Refusal(413, "too_large", `request body must be at most ${MAX_REQUEST_BYTES} bytes`, true);
+  };
+  try {
+    checkDeclaredLength(c.req.header("content-length"), MAX_REQUEST_BYTES, "the request body");
+  } catch {
+    throw tooLarge();
   }
+  const pre = deps.verifier.precheck((h) => c.req.header(h));
+  if (!pre.ok) throw unauthenticated(pre.reason, true);
+  let raw: Uint8Array;
+  try {
+    raw = await readBounded(c.req.raw.body, MAX_REQUEST_BYTES, {
+      what: "the request body",
+      onExceed: "release",
+    });
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) throw tooLarge();
+    throw err;
+  }
+  const auth = deps.verifier.verify(c.req.method, path, (h) => c.req.header(h), raw);
+  if (!auth.ok) throw unauthenticated(auth.reason, false);
   let json: unknown;
   try {
     json = JSON.parse(Buffer.from(raw).toString("utf8"));
@@ -146,7 +176,11 @@ export function thresholdRoutes(app: Hono, deps: ThresholdRouteDeps): void {
       try {
         return await handler(c);
       } catch (err) {
-        if (err instanceof Refusal) return c.json({ error: err.code, message: err.message }, err.status);
+        if (err instanceof Refusal) {
+          // A body left unread is not drained: the connection closes after the answer.
+          if (err.close) c.header("connection", "close");
+          return c.json({ error: err.code, message: err.message }, err.status);
+        }
         return c.json(
           { error: "unavailable", message: "the share node could not complete the request" },
           503,

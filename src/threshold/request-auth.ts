@@ -96,6 +96,17 @@ export class RequestVerifier {
     }));
   }
 
+  /**
+   * What can be checked before the body is read: the headers are there and
+   * well formed, the node is allowed, the timestamp is fresh. A share node
+   * runs this first so that it never reads a stranger's body (issue 10,
+   * finding 6); `verify` runs it again with the signature.
+   */
+  precheck(headers: (name: string) => string | undefined): { ok: true } | { ok: false; reason: AuthFailure } {
+    const parsed = this.#parse(headers);
+    return "reason" in parsed ? { ok: false, reason: parsed.reason } : { ok: true };
+  }
+
   /** The requesting node's key (b64u) when the request is good, else why not. */
   verify(
     method: string,
@@ -103,37 +114,12 @@ export class RequestVerifier {
     headers: (name: string) => string | undefined,
     body: Uint8Array,
   ): { ok: true; node: string } | { ok: false; reason: AuthFailure } {
-    const nodeText = headers(HEADER_NODE);
-    const timeText = headers(HEADER_TIME);
-    const nonceText = headers(HEADER_NONCE);
-    const sigText = headers(HEADER_SIGNATURE);
-    if (!nodeText || !timeText || !nonceText || !sigText) return { ok: false, reason: "missing" };
-    let node: Uint8Array;
-    let nonce: Uint8Array;
-    let sig: Uint8Array;
-    try {
-      node = b64u.decode(nodeText, "node");
-      nonce = hex.decode(nonceText, "nonce");
-      sig = b64u.decode(sigText, "signature");
-    } catch {
-      return { ok: false, reason: "malformed" };
-    }
-    if (!/^[0-9]{1,15}$/.test(timeText) || node.length !== 32 || nonce.length !== 16 || sig.length !== 64) {
-      return { ok: false, reason: "malformed" };
-    }
-    const allowed = this.#allowed.find((k) => constantTimeEqual(k.raw, node));
-    if (!allowed) return { ok: false, reason: "unknown_node" };
-    const time = Number(timeText);
-    const now = this.clock();
-    if (Math.abs(now - time) > MAX_SKEW_MS) return { ok: false, reason: "stale" };
+    const parsed = this.#parse(headers);
+    if ("reason" in parsed) return { ok: false, reason: parsed.reason };
+    const { nodeText, nonceText, nonce, sig, time, key, now } = parsed;
     let good = false;
     try {
-      good = verifySignature(
-        null,
-        requestMessage(method, path, this.selfKey, time, nonce, body),
-        allowed.key,
-        sig,
-      );
+      good = verifySignature(null, requestMessage(method, path, this.selfKey, time, nonce, body), key, sig);
     } catch {
       good = false;
     }
@@ -143,6 +129,43 @@ export class RequestVerifier {
     if (this.#seen.has(nonceText)) return { ok: false, reason: "replayed" };
     this.#seen.set(nonceText, time);
     return { ok: true, node: nodeText };
+  }
+
+  #parse(headers: (name: string) => string | undefined):
+    | { reason: AuthFailure }
+    | {
+        nodeText: string;
+        nonceText: string;
+        nonce: Uint8Array;
+        sig: Uint8Array;
+        time: number;
+        key: KeyObject;
+        now: number;
+      } {
+    const nodeText = headers(HEADER_NODE);
+    const timeText = headers(HEADER_TIME);
+    const nonceText = headers(HEADER_NONCE);
+    const sigText = headers(HEADER_SIGNATURE);
+    if (!nodeText || !timeText || !nonceText || !sigText) return { reason: "missing" };
+    let node: Uint8Array;
+    let nonce: Uint8Array;
+    let sig: Uint8Array;
+    try {
+      node = b64u.decode(nodeText, "node");
+      nonce = hex.decode(nonceText, "nonce");
+      sig = b64u.decode(sigText, "signature");
+    } catch {
+      return { reason: "malformed" };
+    }
+    if (!/^[0-9]{1,15}$/.test(timeText) || node.length !== 32 || nonce.length !== 16 || sig.length !== 64) {
+      return { reason: "malformed" };
+    }
+    const allowed = this.#allowed.find((k) => constantTimeEqual(k.raw, node));
+    if (!allowed) return { reason: "unknown_node" };
+    const time = Number(timeText);
+    const now = this.clock();
+    if (Math.abs(now - time) > MAX_SKEW_MS) return { reason: "stale" };
+    return { nodeText, nonceText, nonce, sig, time, key: allowed.key, now };
   }
 
   #forget(now: number): void {

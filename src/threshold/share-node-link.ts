@@ -16,11 +16,13 @@
  * rather than fetch: a third of fetch's cost per request here, and fetch
  * takes no CA or client certificate without undici.
  */
+
 import { X509Certificate } from "node:crypto";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { isIPv4 } from "node:net";
 import { createSecureContext } from "node:tls";
+import { BodyTooLargeError, checkDeclaredLength } from "../net/bounded-read.js";
 
 /** PEM contents: the CA share nodes' certificates chain to, and this node's client certificate and key. */
 export interface ShareNodeTls {
@@ -71,8 +73,10 @@ export interface Exchange {
   method: "GET" | "PUT" | "POST";
   headers?: Record<string, string>;
   body?: Uint8Array;
-  /** Largest answer accepted; a larger one fails the exchange. */
+  /** Largest answer accepted; a larger one (declared or streamed) fails the exchange with BodyTooLargeError. */
   maxAnswerBytes: number;
+  /** What the answer is, for that error ("the share answered by share node H"). */
+  what?: string;
 }
 
 export class ShareNodeLink {
@@ -135,11 +139,19 @@ export class ShareNodeLink {
         url,
         { method: init.method, headers, agent: tls ? this.#https : this.#http },
         (res) => {
+          const what = init.what ?? `the answer of share node ${url.host}`;
+          const declared = res.headers["content-length"];
+          try {
+            checkDeclaredLength(declared, init.maxAnswerBytes, what);
+          } catch (err) {
+            req.destroy(err as Error);
+            return;
+          }
           const chunks: Buffer[] = [];
           let size = 0;
           res.on("data", (chunk: Buffer) => {
             size += chunk.length;
-            if (size > init.maxAnswerBytes) req.destroy(new Error("answer too large"));
+            if (size > init.maxAnswerBytes) req.destroy(new BodyTooLargeError(what, init.maxAnswerBytes));
             else chunks.push(chunk);
           });
           res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));

@@ -14,8 +14,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { randomBytes } from "../../src/crypto/bytes.js";
+import { b64u, randomBytes } from "../../src/crypto/bytes.js";
 import { generateCustodianKey } from "../../src/custody/custodian-key.js";
+import { NodeIdentity } from "../../src/custody/node-identity.js";
 import { type CliResult, runCli, type ServerProcess, startCustos, startServer } from "./harness.js";
 
 const PASSWORD = "e2e-pg-PASSWORD-not-in-logs";
@@ -129,14 +130,19 @@ describe("custody tree through the real CLI: hospitals, repositories, restarts",
       ].join("\n"),
     );
     writeFileSync(join(dir, "node.token"), `${TOKEN}\n`, { mode: 0o600 });
+    // The node's identity, made before it first starts, so the share node can scope its token to it.
+    mkdirSync(join(dir, "data"), { mode: 0o700 });
+    const identity = NodeIdentity.loadOrCreate(join(dir, "data"), false);
+    const nodeKey = b64u.encode(identity.publicKey);
+    identity.dispose();
     shareNode = await startCustos([
       "share-node",
       "--listen",
       "127.0.0.1:0",
       "--data-dir",
       join(dir, "share-node"),
-      "--repository-token-file",
-      join(dir, "node.token"),
+      "--repository-client",
+      `${nodeKey}=${join(dir, "node.token")}`,
     ]);
     writeRepos("repos.yaml", PG, shareNode.url);
     await start(join(dir, "repos.yaml"));

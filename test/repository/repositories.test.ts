@@ -16,7 +16,7 @@ import pg from "pg";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Auditor } from "../../src/audit/auditor.js";
-import { randomBytes } from "../../src/crypto/bytes.js";
+import { b64u, randomBytes, utf8 } from "../../src/crypto/bytes.js";
 import { NodeIdentity } from "../../src/custody/node-identity.js";
 import { NodeShares } from "../../src/custody/node-shares.js";
 import { SealManager } from "../../src/custody/seal.js";
@@ -199,6 +199,8 @@ describe.skipIf(skipPg)("PostgreSQL share repository", () => {
 describe("share node repository (a real custos share-node process)", () => {
   let dir: string;
   let shareNode: ServerProcess;
+  // The custos node the share node keeps shares for: its token is scoped to this identity.
+  const identity = NodeIdentity.generate();
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "custos-sharenode-"));
     writeFileSync(join(dir, "token"), `${TOKEN}\n`, { mode: 0o600 });
@@ -208,8 +210,8 @@ describe("share node repository (a real custos share-node process)", () => {
       "127.0.0.1:0",
       "--data-dir",
       join(dir, "node"),
-      "--repository-token-file",
-      join(dir, "token"),
+      "--repository-client",
+      `${b64u.encode(identity.publicKey)}=${join(dir, "token")}`,
     ]);
   }, 30_000);
   afterAll(async () => {
@@ -220,14 +222,25 @@ describe("share node repository (a real custos share-node process)", () => {
   it("stores and returns shares for the right token, refuses others, and never echoes the token", async () => {
     const repo = new ShareNodeRepository({ url: shareNode.url, token: TOKEN });
     const key = `${"ef".repeat(16)}/root/2/repository:s1`;
+    // The share node reads only the labels of what it stores (it cannot open it).
+    const doc = utf8(
+      JSON.stringify({
+        format: "custos-repository-share/v1",
+        initId: "ef".repeat(16),
+        path: "root/2/repository:s1",
+        node: b64u.encode(identity.publicKey),
+        enc: "A".repeat(43),
+        ciphertext: "AAAA",
+      }),
+    );
     expect(await repo.get(key)).toBeNull();
-    await repo.put(key, new Uint8Array([9, 8, 7]));
-    expect(await repo.get(key)).toEqual(new Uint8Array([9, 8, 7]));
+    await repo.put(key, doc);
+    expect(await repo.get(key)).toEqual(doc);
     const wrong = new ShareNodeRepository({ url: shareNode.url, token: "x".repeat(32) });
     const err = (await wrong.get(key).catch((e: Error) => e)) as Error;
     expect(err.message).toContain("HTTP 401");
     expect(err.message).not.toContain(TOKEN);
-    const res = await fetch(`${shareNode.url}/v1/repository/shares/${encodeURIComponent("../../x")}`, {
+    const res = await fetch(`${shareNode.url}/v2/repository/shares/${encodeURIComponent("../../x")}`, {
       headers: { authorization: `Bearer ${TOKEN}` },
     });
     expect(res.status).toBe(400);
@@ -235,7 +248,6 @@ describe("share node repository (a real custos share-node process)", () => {
 
   it("a mixed 2-of-3 tree over a directory, PostgreSQL and the share node unseals with any two", async () => {
     const store = await openSqliteStore(join(dir, "mixed.db"));
-    const identity = NodeIdentity.generate();
     const schema = `custos_m_${Buffer.from(randomBytes(6)).toString("hex")}`;
     const make = (entries: Record<string, unknown>) =>
       repositoryConfig({ timeoutMs: 1500, repositories: entries }, dir);
