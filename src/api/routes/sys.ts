@@ -7,6 +7,7 @@
  * configured shares — but each step is audited.
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { refuseLegacySubmission } from "../../custody/ceremony-kind.js";
 import { TreeInputSchema } from "../../custody/tree.js";
 import { CustosError } from "../../errors.js";
 import type { AppDeps } from "../app.js";
@@ -96,7 +97,11 @@ export function sysRoutes(app: OpenAPIHono, { seal, tpm }: AppDeps, gate: Gate):
         ...errors,
       },
     }),
-    async (c) => c.json(await seal.submit(c.req.valid("json"), c.get("requestId")), 200),
+    async (c) => {
+      const submission = c.req.valid("json");
+      refuseLegacySubmission(submission);
+      return c.json(await seal.submit(submission, c.get("requestId")), 200);
+    },
   );
 
   app.openapi(

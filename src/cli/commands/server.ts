@@ -25,7 +25,8 @@ import {
   openPrivateKeyFile,
   parsePrivateKeyFile,
 } from "../../custody/custodian-key.js";
-import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
+import { makeUnsealSubmission } from "../../custody/flat-submission.js";
+import { openShareFile, parseShareFile } from "../../custody/share-format.js";
 import { type RepositoryConfig, readRepositoryConfig } from "../../repository/config.js";
 import { CliError, EXIT } from "../client.js";
 import { collect } from "../io.js";
@@ -355,6 +356,7 @@ async function devBootstrap(
       key.dispose();
       const submission = await makeUnsealSubmission(
         payload,
+        "unseal",
         hex.decode(status.nonce ?? "", "nonce"),
         Buffer.from(status.ceremonyPublicKey ?? "", "base64url"),
       );
