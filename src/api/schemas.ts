@@ -7,6 +7,7 @@
 import { z } from "@hono/zod-openapi";
 import { CONTEXT_KEY_RE, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_VALUE_BYTES } from "../crypto/context.js";
 import { KEY_NAME_RE } from "../crypto/envelope.js";
+import { CeremonyKindSchema, LegacySubmissionSchema } from "../custody/ceremony-kind.js";
 import { TreeUnsealSchema } from "../custody/tree-share-format.js";
 import { MAX_PAYLOAD_BYTES } from "../keys/envelope-ops.js";
 import { PURPOSES_OF_USE } from "../keys/purpose.js";
@@ -208,13 +209,16 @@ export const InitResponse = z
 export const UnsealRequest = z
   .union([
     z.strictObject({
-      format: z.literal("custos-unseal/v1"),
+      format: z.literal("custos-unseal/v3"),
+      ceremony: CeremonyKindSchema,
       nonce: z.string().regex(HEX32_RE, "nonce must be 32 hex digits"),
       custodian: CustodianSchema.shape.id,
       enc: z.string().max(64).regex(B64U_RE, "enc must be base64url"),
       ciphertext: z.string().max(512).regex(B64U_RE, "ciphertext must be base64url"),
     }),
     TreeUnsealSchema,
+    // Recognised only to be refused by name (400 unsupported_format, docs/FORMATS.md §5.3).
+    LegacySubmissionSchema,
   ])
   .openapi("UnsealRequest");
 

@@ -1,10 +1,12 @@
 /**
  * The checks of a custody change's two kinds of submission
  * (docs/FORMATS.md §5.9), kept apart from its state machine
- * (custody-change.ts): a current share for the quorum — the unseal checks of
- * §5.3 (flat) or §5.7 (tree), against the current custody — and a new share
- * sent back as a confirmation, checked against the pending tree: nonce,
- * custodian leaf, decryption, new init id, commitment. Neither throws for a
+ * (custody-change.ts): a current share for the quorum — the checks of §5.3
+ * (flat) or §5.7 (tree), against the current custody, for a share sealed for
+ * this change's kind — and a new share sent back as a confirmation, checked
+ * against the pending tree: kind, nonce, custodian leaf, decryption, new init
+ * id, commitment. A share sealed for another kind of ceremony (an unseal, the
+ * other phase, the other kind of change) is `wrong_kind`. Neither throws for a
  * bad share; each answers with the share or the refusal, naming the leaf.
  * Also the new tree a change is started with, the root key from an accepted
  * quorum (checked against the key check value), and the audit lookup a
@@ -15,11 +17,13 @@ import type { Secret } from "../crypto/secret.js";
 import { combineShares } from "../crypto/shamir.js";
 import { CustosError } from "../errors.js";
 import type { SealConfig, Store } from "../store/store.js";
+import type { Ceremony } from "./ceremony.js";
+import { kindMismatchText } from "./ceremony-kind.js";
 import { commitmentAt, initIdBytes } from "./change-shares.js";
+import type { UnsealSubmission } from "./flat-submission.js";
 import { checkFlatSubmission } from "./flat-unseal.js";
 import { isNodeHeld, type NodeShares } from "./node-shares.js";
 import type { ShareRefusal } from "./refusal.js";
-import type { UnsealSubmission } from "./share-format.js";
 import { checkTree, leaves, type TreeInput, TreeInputSchema } from "./tree.js";
 import {
   openTreeUnsealSubmission,
@@ -28,7 +32,6 @@ import {
 } from "./tree-share-format.js";
 import { verifyLeaf } from "./tree-split.js";
 import { checkTreeSubmission, combineTree } from "./tree-unseal.js";
-import type { UnsealCeremony } from "./unseal-ceremony.js";
 
 export type Checked =
   | { ok: true; key: string; value: Secret }
@@ -74,10 +77,10 @@ export function parseChangeTree(
   return parsed.data;
 }
 
-/** A current share (custos-unseal/v1 or v2) against the current custody. */
+/** A current share (custos-unseal/v3 or v4) against the current custody. */
 export async function checkCurrentShare(
   config: SealConfig,
-  ceremony: UnsealCeremony,
+  ceremony: Ceremony,
   sub: UnsealSubmission | TreeUnsealSubmission,
 ): Promise<Checked> {
   if (sub.format === TREE_UNSEAL_FORMAT) {
@@ -85,28 +88,33 @@ export async function checkCurrentShare(
     const checked = await checkTreeSubmission(config, config.tree, ceremony, sub);
     return checked.ok
       ? { ok: true, key: checked.path, value: checked.value }
-      : { ok: false, who: checked.path, reason: checked.reason };
+      : { ok: false, who: checked.path, reason: checked.reason, ...why(checked.why) };
   }
   if (config.tree) return { ok: false, who: sub.custodian, reason: "wrong_format" };
   const checked = await checkFlatSubmission(config, ceremony, sub);
   return checked.ok
     ? { ok: true, key: sub.custodian, value: checked.share }
-    : { ok: false, who: sub.custodian, reason: checked.reason };
+    : { ok: false, who: sub.custodian, reason: checked.reason, ...why(checked.why) };
 }
 
-/** A new share sent back (custos-unseal/v2) against the pending custody; the share is wiped either way. */
+const why = (text: string | undefined) => (text === undefined ? {} : { why: text });
+
+/** A new share sent back (custos-unseal/v4) against the pending custody; the share is wiped either way. */
 export async function checkConfirmation(
   pending: SealConfig,
-  ceremony: UnsealCeremony,
+  ceremony: Ceremony,
   sub: TreeUnsealSubmission,
-): Promise<{ ok: true } | { ok: false; reason: ShareRefusal }> {
+): Promise<{ ok: true } | { ok: false; reason: ShareRefusal; why?: string }> {
+  if (sub.ceremony !== ceremony.kind) {
+    return { ok: false, reason: "wrong_kind", why: kindMismatchText(sub.ceremony, ceremony.kind) };
+  }
   if (sub.nonce !== hex.encode(ceremony.nonce)) return { ok: false, reason: "wrong_ceremony" };
   const commitment = commitmentAt(pending, sub.path);
   if (commitment === null) return { ok: false, reason: "unknown_path" };
   const newInit = initIdBytes(pending);
   let payload: Awaited<ReturnType<typeof openTreeUnsealSubmission>>;
   try {
-    payload = await openTreeUnsealSubmission(sub, ceremony.privateKey, ceremony.nonce);
+    payload = await openTreeUnsealSubmission(sub, ceremony.privateKey, ceremony.nonce, ceremony.kind);
   } catch {
     return { ok: false, reason: "undecryptable" };
   }
@@ -122,7 +130,7 @@ export async function checkConfirmation(
 }
 
 /** The root key from the accepted quorum; KeyCheckError when it fails the key check value. */
-export function combineQuorum(config: SealConfig, ceremony: UnsealCeremony): Promise<Secret> {
+export function combineQuorum(config: SealConfig, ceremony: Ceremony): Promise<Secret> {
   return config.tree
     ? combineTree(config, config.tree, ceremony.accepted)
     : combineShares(
@@ -132,7 +140,7 @@ export function combineQuorum(config: SealConfig, ceremony: UnsealCeremony): Pro
 }
 
 /** The leaf paths the accepted shares stand for (flat custody: `root/custodian:<id>`). */
-export function pathsOf(config: SealConfig, ceremony: UnsealCeremony): string[] {
+export function pathsOf(config: SealConfig, ceremony: Ceremony): string[] {
   const keys = [...ceremony.accepted.keys()];
   return config.tree ? keys : keys.map((id) => `root/custodian:${id}`);
 }

@@ -1,19 +1,23 @@
 /**
  * Verified rekey and root rotation (docs/FORMATS.md §5.9). One change at a
  * time, on an unsealed node: it starts with a nonce and an ephemeral
- * ceremony key (an unseal ceremony's, signed by the node), the current
- * quorum submits its current shares to it exactly as in an unseal, and the
+ * ceremony key, signed by the node as a ceremony of the change's own kind
+ * bound to the new tree's digest — never as an unseal's, so a share sent to
+ * an unseal (or relayed from one) does not count here — the current quorum
+ * submits its current shares sealed for that kind, and the
  * reconstructed root key — checked against the key check value — is split
  * over the new tree (a rekey: same root; a rotation: a new root, the key
  * ring to be re-sealed). Repositories and the TPM leaf are written and read
- * back; each custodian confirms by opening their new share file and sending
- * the share back sealed to the ceremony key, checked against its commitment.
+ * back; the ceremony is signed again as the change's confirmation (bound to
+ * the new init id too), and each custodian confirms by opening their new
+ * share file and sending the share back sealed for it, checked against its
+ * commitment.
  * Only when every new leaf is confirmed does the node switch, in one store
  * transaction (seal.ts `switchCustody`): until then the old custody is the
  * only one, before a restart and after. A restart, a seal, a cancel or the
  * idle timer discards the pending change; at start an unfinished change
  * found in the audit log is recorded as abandoned, naming the custody that
- * stays. Every step is audited. (One state machine, so one file of ~440
+ * stays. Every step is audited. (One state machine, so one file of ~460
  * lines: its checks live in change-checks.ts, its new shares in
  * change-shares.ts, its view in change-status.ts, the re-sealing in
  * root-reseal.ts.)
@@ -24,6 +28,8 @@ import { SoftwareKeyHandle } from "../crypto/key-handle.js";
 import { Secret } from "../crypto/secret.js";
 import { CustosError } from "../errors.js";
 import type { SealConfig, Store } from "../store/store.js";
+import { Ceremony } from "./ceremony.js";
+import { confirmKindOf } from "./ceremony-kind.js";
 import {
   checkConfirmation,
   checkCurrentShare,
@@ -32,7 +38,13 @@ import {
   parseChangeTree,
   pathsOf,
 } from "./change-checks.js";
-import { custodianLeaves, makeChangeShares, treeInputOf, voidNodeShares } from "./change-shares.js";
+import {
+  custodianLeaves,
+  initIdBytes,
+  makeChangeShares,
+  treeInputOf,
+  voidNodeShares,
+} from "./change-shares.js";
 import {
   type Change,
   type ChangeKind,
@@ -42,16 +54,16 @@ import {
 } from "./change-status.js";
 
 import { crashPoint } from "./crash-point.js";
+import type { UnsealSubmission } from "./flat-submission.js";
 import type { NodeIdentity } from "./node-identity.js";
 import { isNodeHeld, type NodeShares } from "./node-shares.js";
 import { type ShareRefusal, ShareRefusedError } from "./refusal.js";
 import { resealAll } from "./root-reseal.js";
 import type { SealManager } from "./seal.js";
-import type { UnsealSubmission } from "./share-format.js";
 import { leaves, treeOf } from "./tree.js";
+import { changeBinding, treeDigest } from "./tree-digest.js";
 import { TREE_UNSEAL_FORMAT, type TreeUnsealSubmission } from "./tree-share-format.js";
 import { treeSatisfied } from "./tree-unseal.js";
-import { UnsealCeremony } from "./unseal-ceremony.js";
 
 export type { ChangeKind, ChangeStatus } from "./change-status.js";
 
@@ -118,8 +130,9 @@ export class CustodyChanger {
           `a ${this.#change.kind} is in progress; cancel it first (custos operator rekey cancel)`,
         );
       }
-      const input = parseChangeTree(kind, tree, this.nodeShares);
-      const ceremony = new UnsealCeremony(this.identity, config.initId);
+      const input = parseChangeTree(kind, tree, this.nodeShares) ?? treeInputOf(treeOf(config));
+      const digest = treeDigest(input);
+      const ceremony = new Ceremony(this.identity, config.initId, kind, changeBinding(digest));
       const nonce = hex.encode(ceremony.nonce);
       await this.auditor
         .record(
@@ -127,7 +140,7 @@ export class CustodyChanger {
             principal,
             operation: `${OP}.start`,
             decision: "allow",
-            reason: `${kind} ${nonce}: started from init id ${config.initId}, root generation ${config.rootGeneration}`,
+            reason: `${kind} ${nonce}: started from init id ${config.initId}, root generation ${config.rootGeneration}; new tree digest ${hex.encode(digest)}`,
             requestId,
           }),
         )
@@ -135,14 +148,14 @@ export class CustodyChanger {
           ceremony.dispose();
           throw err;
         });
-      this.#change = { kind, tree: input, ceremony, pending: null };
+      this.#change = { kind, tree: input, digest, ceremony, pending: null };
       this.#arm();
       crashPoint("change.started");
       return this.status();
     });
   }
 
-  /** A custodian's current share (custos-unseal/v1 or v2, sealed to the change's ceremony key). */
+  /** A custodian's current share (custos-unseal/v3 or v4 of the change's kind, sealed to its ceremony key). */
   submit(sub: UnsealSubmission | TreeUnsealSubmission, requestId?: string): Promise<ChangeStatus> {
     return this.#serially(async () => {
       const c = this.#active();
@@ -158,7 +171,7 @@ export class CustodyChanger {
         );
       }
       const checked = await checkCurrentShare(config, c.ceremony, sub);
-      if (!checked.ok) return this.#refuse(c, checked.who, checked.reason, requestId);
+      if (!checked.ok) return this.#refuse(c, checked.who, checked.reason, requestId, checked.why);
       c.ceremony.accepted.set(checked.key, checked.value);
       try {
         await this.#audit(
@@ -189,7 +202,7 @@ export class CustodyChanger {
       if (!pending)
         return this.#refuse(c, sub.path, "wrong_ceremony", requestId, "the quorum is not complete yet");
       const checked = await checkConfirmation(pending.config, c.ceremony, sub);
-      if (!checked.ok) return this.#refuse(c, sub.path, checked.reason, requestId);
+      if (!checked.ok) return this.#refuse(c, sub.path, checked.reason, requestId, checked.why);
       pending.confirmed.add(sub.path);
       await this.#audit(
         c,
@@ -231,8 +244,14 @@ export class CustodyChanger {
     c.ceremony.accepted.clear();
     crashPoint("change.quorum");
     try {
-      const tree = c.tree ?? treeInputOf(treeOf(config));
-      const made = await makeChangeShares(c.kind, config, tree, rk, this.identity.publicKey, this.nodeShares);
+      const made = await makeChangeShares(
+        c.kind,
+        config,
+        c.tree,
+        rk,
+        this.identity.publicKey,
+        this.nodeShares,
+      );
       c.pending = {
         config: made.config,
         shareFiles: made.shareFiles,
@@ -240,6 +259,7 @@ export class CustodyChanger {
         nodeLeaves: made.nodeLeaves,
         newRootKey: made.newRootKey,
       };
+      c.ceremony.advance(confirmKindOf(c.kind), changeBinding(c.digest, initIdBytes(made.config)));
     } catch (err) {
       await this.#discard(
         "custos",
@@ -359,7 +379,7 @@ export class CustodyChanger {
       "deny",
       custodian,
     );
-    throw new ShareRefusedError(custodian, reason, who.startsWith("root") ? who : undefined);
+    throw new ShareRefusedError(custodian, reason, who.startsWith("root") ? who : undefined, why);
   }
 
   #audit(

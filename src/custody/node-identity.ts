@@ -2,9 +2,11 @@
  * The node's identity: an Ed25519 key that lets custodians tell the real node
  * from an impostor before they send a share. The public half is written into
  * every share file at init (bound into the file's HPKE encryption, so it
- * cannot be swapped); the node signs each unseal ceremony's nonce and key
- * with the private half; the CLI checks that signature against the key in the
- * custodian's own share file and refuses to send the share otherwise. Without
+ * cannot be swapped); the node signs each ceremony's kind, nonce and key —
+ * and for a custody change the new tree's digest — with the private half; the
+ * CLI checks that signature, for the kind of ceremony it is about to seal
+ * for, against the key in the custodian's own share file and refuses to send
+ * the share otherwise. Without
  * it, whoever answers at CUSTOS_ADDR (a wrong address, a spoofed DNS name, an
  * on-path proxy) could publish its own ceremony key and collect shares in the
  * clear.
@@ -20,35 +22,53 @@ import { createPrivateKey, hkdfSync, type KeyObject, sign as signWithKey } from 
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { b64u, concatBytes, utf8, zero } from "../crypto/bytes.js";
+import { abytes, b64u, concatBytes, u8, utf8, zero } from "../crypto/bytes.js";
 import { Secret } from "../crypto/secret.js";
+import { bindingLength, type CeremonyKind } from "./ceremony-kind.js";
 
 export const NODE_IDENTITY_FILE = "node-identity.key";
 const FORMAT = "custos-node-identity/v1";
-const CEREMONY_LABEL = utf8("custos/ceremony/v1");
+const CEREMONY_LABEL = utf8("custos/ceremony/v2");
 /** PKCS#8 prefix of an Ed25519 private key (RFC 8410): the 32-byte seed follows. */
 const ED25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
 
-/** The bytes a node signs for one unseal ceremony (docs/FORMATS.md §5.4). */
-export function ceremonyMessage(
-  initId: Uint8Array,
-  nonce: Uint8Array,
-  ceremonyPublicKey: Uint8Array,
-): Uint8Array {
-  return concatBytes(CEREMONY_LABEL, initId, nonce, ceremonyPublicKey);
+/** What the node signs for one ceremony (docs/FORMATS.md §5.4). */
+export interface CeremonyStatement {
+  kind: CeremonyKind;
+  /** The node's current init id, 16 bytes. */
+  initId: Uint8Array;
+  nonce: Uint8Array;
+  ceremonyPublicKey: Uint8Array;
+  /** Empty for an unseal; the new tree's digest for a change (and the new init id when confirming). */
+  binding: Uint8Array;
 }
 
+/** "custos/ceremony/v2" ‖ u8(len kind) ‖ kind ‖ initId(16) ‖ nonce(16) ‖ ceremonyPublicKey(32) ‖ binding */
+export function ceremonyMessage(s: CeremonyStatement): Uint8Array {
+  abytes(s.initId, "initId", 16);
+  abytes(s.nonce, "nonce", 16);
+  abytes(s.ceremonyPublicKey, "ceremonyPublicKey", 32);
+  abytes(s.binding, "binding", bindingLength(s.kind));
+  const kind = utf8(s.kind, "kind");
+  return concatBytes(
+    CEREMONY_LABEL,
+    u8(kind.length),
+    kind,
+    s.initId,
+    s.nonce,
+    s.ceremonyPublicKey,
+    s.binding,
+  );
+}
+
+/** Strict RFC 8032 verification; false for anything malformed, never a throw. */
 export function verifyCeremony(
   nodePublicKey: Uint8Array,
   signature: Uint8Array,
-  initId: Uint8Array,
-  nonce: Uint8Array,
-  ceremonyPublicKey: Uint8Array,
+  statement: CeremonyStatement,
 ): boolean {
   try {
-    return ed25519.verify(signature, ceremonyMessage(initId, nonce, ceremonyPublicKey), nodePublicKey, {
-      zip215: false,
-    });
+    return ed25519.verify(signature, ceremonyMessage(statement), nodePublicKey, { zip215: false });
   } catch {
     return false;
   }
@@ -102,8 +122,8 @@ export class NodeIdentity {
     return new NodeIdentity(Secret.of(bytes));
   }
 
-  signCeremony(initId: Uint8Array, nonce: Uint8Array, ceremonyPublicKey: Uint8Array): Uint8Array {
-    return ed25519.sign(ceremonyMessage(initId, nonce, ceremonyPublicKey), this.#secretKey.reveal());
+  signCeremony(statement: CeremonyStatement): Uint8Array {
+    return ed25519.sign(ceremonyMessage(statement), this.#secretKey.reveal());
   }
 
   /**

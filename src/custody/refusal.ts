@@ -15,7 +15,8 @@ export type ShareRefusal =
   | "commitment_mismatch"
   | "key_check_failed"
   | "unknown_path"
-  | "wrong_format";
+  | "wrong_format"
+  | "wrong_kind";
 
 const REFUSAL_TEXT: Record<ShareRefusal, string> = {
   wrong_ceremony:
@@ -29,21 +30,35 @@ const REFUSAL_TEXT: Record<ShareRefusal, string> = {
   unknown_path: "no custodian leaf of this node's custody tree has this path",
   wrong_format:
     "its format does not match this node's custody (custos-share/v1 for a flat k-of-N, custos-share/v2 for a custody tree)",
+  wrong_kind: "it was sealed for another kind of ceremony",
 };
 
-/** Refuses a share, naming the custodian and, in a custody tree, the leaf's path. */
+const CONFLICTS: ReadonlySet<ShareRefusal> = new Set([
+  "duplicate_custodian",
+  "wrong_ceremony",
+  "wrong_init",
+  "wrong_kind",
+]);
+
+/**
+ * Refuses a share, naming the custodian and, in a custody tree, the leaf's
+ * path; `why` replaces the reason's standard text where there is more to say
+ * (a `wrong_kind` says what the share was sealed for and what this is).
+ */
 export class ShareRefusedError extends CustosError {
   constructor(
     readonly custodian: string,
     readonly reason: ShareRefusal,
     readonly path?: string,
+    why?: string,
   ) {
+    const text = why ?? REFUSAL_TEXT[reason];
     super(
-      reason === "duplicate_custodian" || reason === "wrong_ceremony" || reason === "wrong_init" ? 409 : 400,
+      CONFLICTS.has(reason) ? 409 : 400,
       "share_refused",
       path === undefined
-        ? `share of custodian '${custodian}' refused: ${REFUSAL_TEXT[reason]}`
-        : `share at ${path} refused: ${REFUSAL_TEXT[reason]}`,
+        ? `share of custodian '${custodian}' refused: ${text}`
+        : `share at ${path} refused: ${text}`,
       path === undefined ? { custodian, reason } : { custodian, reason, path },
     );
   }

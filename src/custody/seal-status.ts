@@ -6,8 +6,8 @@
  */
 import { b64u, hex } from "../crypto/bytes.js";
 import type { SealConfig } from "../store/store.js";
+import type { Ceremony } from "./ceremony.js";
 import { type GateStatus, gateStatus, leaves, treeOf } from "./tree.js";
-import type { UnsealCeremony } from "./unseal-ceremony.js";
 
 export interface SealStatus {
   initialized: boolean;
@@ -20,7 +20,7 @@ export interface SealStatus {
   ceremonyPublicKey: string | null;
   /** When the shares submitted so far are discarded if nobody else submits; null with no progress. */
   ceremonyExpiresAt: string | null;
-  /** Ed25519 signature by the node's identity over init id ‖ nonce ‖ ceremony key (docs/FORMATS.md §5.4). */
+  /** Ed25519 signature by the node's identity over kind "unseal", init id, nonce and ceremony key (docs/FORMATS.md §5.4). */
   ceremonySignature: string | null;
   /** The node's identity key, b64u; custodians check it against their share file, not against this. */
   nodePublicKey: string;
@@ -34,7 +34,7 @@ export interface SealStatus {
 
 export function sealStatus(
   config: SealConfig | null,
-  ceremony: UnsealCeremony | null,
+  ceremony: Ceremony | null,
   sealed: boolean,
   nodePublicKey: Uint8Array,
 ): SealStatus {

@@ -23,7 +23,9 @@ import { combineShares, KeyCheckError, keyCheckValue } from "../crypto/shamir.js
 import { CustosError } from "../errors.js";
 import type { DisposableKeyHandle } from "../protect/levels.js";
 import { type CustodySwitch, type SealConfig, type Store, StoreConflictError } from "../store/store.js";
+import { Ceremony } from "./ceremony.js";
 import { crashPoint } from "./crash-point.js";
+import type { UnsealSubmission } from "./flat-submission.js";
 import {
   AUDIT_KEY_CONTEXT,
   type CustodianInput,
@@ -35,13 +37,12 @@ import { NodeIdentity } from "./node-identity.js";
 import type { LeafFailure, NodeShares } from "./node-shares.js";
 import { ShareRefusedError } from "./refusal.js";
 import { type SealStatus, sealStatus } from "./seal-status.js";
-import type { ShareFile, UnsealSubmission } from "./share-format.js";
+import type { ShareFile } from "./share-format.js";
 import { acceptSubmission } from "./submissions.js";
 import { leaves, type TreeInput } from "./tree.js";
 import { makeTreeCustody, type NewTreeCustody, storeNodeShares } from "./tree-custody.js";
 import type { TreeShareFile, TreeUnsealSubmission } from "./tree-share-format.js";
 import { applyNodeShares, combineTree, gatherNodeShares } from "./tree-unseal.js";
-import { UnsealCeremony } from "./unseal-ceremony.js";
 
 export type { SealStatus } from "./seal-status.js";
 
@@ -87,7 +88,7 @@ type Listener = (root: KeyHandle) => Promise<void> | void;
 export class SealManager {
   #config: SealConfig | null;
   #root: DisposableKeyHandle | null = null;
-  #ceremony: UnsealCeremony | null = null;
+  #ceremony: Ceremony | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   /** The read of the node-held leaves in flight, which every concurrent caller shares. */
   #nodeRead: Promise<NodeUnsealResult> | null = null;
@@ -207,7 +208,7 @@ export class SealManager {
     }
   }
 
-  /** One custodian's share for the current unseal ceremony (`custos-unseal/v1`, or v2 for a custody tree). */
+  /** One custodian's share for the current unseal ceremony (`custos-unseal/v3`, or v4 for a custody tree), sealed for an unseal. */
   submit(submission: UnsealSubmission | TreeUnsealSubmission, requestId?: string): Promise<SealStatus> {
     return this.#serially(() => this.#submit(submission, requestId));
   }
@@ -280,7 +281,7 @@ export class SealManager {
     });
   }
 
-  async #complete(config: SealConfig, ceremony: UnsealCeremony, requestId?: string): Promise<void> {
+  async #complete(config: SealConfig, ceremony: Ceremony, requestId?: string): Promise<void> {
     const holders = [...ceremony.accepted.keys()];
     let rk: Secret;
     try {
@@ -501,13 +502,13 @@ export class SealManager {
     this.#root = null;
   }
 
-  #currentCeremony(): UnsealCeremony {
-    this.#ceremony ??= new UnsealCeremony(this.identity, this.#config?.initId ?? "");
+  #currentCeremony(): Ceremony {
+    this.#ceremony ??= new Ceremony(this.identity, this.#config?.initId ?? "");
     return this.#ceremony;
   }
 
   /** (Re)arms the idle timer after a share was accepted: shares never linger in memory unattended. */
-  #armExpiry(ceremony: UnsealCeremony): void {
+  #armExpiry(ceremony: Ceremony): void {
     ceremony.arm(this.ceremonyIdleMs, () => {
       this.#serially(async () => {
         if (this.#ceremony !== ceremony) return;

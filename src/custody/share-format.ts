@@ -2,10 +2,12 @@
  * A share's two journeys (docs/FORMATS.md §5.2–§5.3). At init each share is
  * HPKE-sealed to its custodian's public key in a share file; at unseal the
  * custodian's CLI opens it and re-seals the same payload to the ceremony's
- * ephemeral key as a submission. Both are bound by HPKE `info`/`aad` to what
+ * ephemeral key as a submission (flat-submission.ts; the share file and the
+ * payload both are here). Both are bound by HPKE `info`/`aad` to what
  * they claim to be — the share file to (init id, index, custodian), the
- * submission to (ceremony nonce, custodian) — so a file relabelled with other
- * values, or a submission replayed into another ceremony, does not open. The
+ * submission to (ceremony kind, nonce, custodian) — so a file relabelled with
+ * other values, or a submission replayed into another ceremony or passed off
+ * as one for another kind of ceremony, does not open. The
  * payload repeats init id, index and custodian inside the ciphertext, and
  * opening checks them against the labels too: the binding is then checked
  * twice, once by the AEAD and once by us. Readers are strict (exact field set,
@@ -43,12 +45,10 @@ import {
 } from "./format-error.js";
 
 export const SHARE_FILE_FORMAT = "custos-share/v1";
-export const UNSEAL_SUBMISSION_FORMAT = "custos-unseal/v1";
 export const SHARE_PAYLOAD_VERSION = 0x01;
 export const CEREMONY_NONCE_BYTES = 16;
 
 const SHARE_INFO_LABEL = utf8("custos/share/v1");
-const UNSEAL_INFO_LABEL = utf8("custos/unseal/v1");
 const HPKE_TAG_BYTES = 16;
 const FINGERPRINT_RE = /^sha256:[A-Za-z0-9_-]{43}$/;
 // u8(version) ‖ initId(16) ‖ u8(i) ‖ u8(len c) ‖ c ‖ share(33)
@@ -84,21 +84,17 @@ export interface ShareFile {
   ciphertext: string;
 }
 
-/** A share submitted to an unseal ceremony. */
-export interface UnsealSubmission {
-  format: typeof UNSEAL_SUBMISSION_FORMAT;
-  /** The ceremony nonce, 32 lowercase hex digits. */
-  nonce: string;
-  custodian: string;
-  enc: string;
-  ciphertext: string;
-}
-
-export type ShareOpenFailure = "wrong_recipient" | "wrong_ceremony" | "undecryptable" | "payload_mismatch";
+export type ShareOpenFailure =
+  | "wrong_recipient"
+  | "wrong_ceremony"
+  | "wrong_kind"
+  | "undecryptable"
+  | "payload_mismatch";
 
 const OPEN_FAILURE_TEXT: Record<ShareOpenFailure, string> = {
   wrong_recipient: "the share file is encrypted to another key",
   wrong_ceremony: "the submission was made for another unseal ceremony",
+  wrong_kind: "the submission was sealed for another kind of ceremony",
   undecryptable:
     "it does not open with this key (altered, or relabelled with another custodian, index, init id or ceremony)",
   payload_mismatch: "the share inside does not match the labels or the commitment outside",
@@ -165,19 +161,8 @@ function shareInfo(initId: Uint8Array, index: number, custodian: string): Uint8A
   return concatBytes(SHARE_INFO_LABEL, initId, u8(index), u8(c.length), c);
 }
 
-/** info = "custos/unseal/v1" ‖ nonce(16) */
-function unsealInfo(nonce: Uint8Array): Uint8Array {
-  return concatBytes(UNSEAL_INFO_LABEL, nonce);
-}
-
-/** aad = u8(len c) ‖ c */
-function unsealAad(custodian: string): Uint8Array {
-  const c = utf8(custodian);
-  return concatBytes(u8(c.length), c);
-}
-
 /** HPKE ciphertext length of a payload for `custodian`. */
-function sealedPayloadLength(custodian: string): number {
+export function sealedPayloadLength(custodian: string): number {
   return PAYLOAD_FIXED_BYTES + custodian.length + HPKE_TAG_BYTES;
 }
 
@@ -316,7 +301,8 @@ export async function openShareFile(file: ShareFile, privateKey: Secret): Promis
   return payload;
 }
 
-function decodeOrRefuse(plain: Uint8Array): SharePayload {
+/** Decodes an opened payload and wipes `plain`; a malformed one is ShareOpenError `payload_mismatch`. */
+export function decodeOrRefuse(plain: Uint8Array): SharePayload {
   try {
     return decodeSharePayload(plain);
   } catch (err) {
@@ -325,86 +311,4 @@ function decodeOrRefuse(plain: Uint8Array): SharePayload {
   } finally {
     zero(plain);
   }
-}
-
-/** Re-seals an opened share to the ceremony key, bound to the ceremony nonce and the custodian. */
-export async function makeUnsealSubmission(
-  payload: SharePayload,
-  ceremonyNonce: Uint8Array,
-  ceremonyPublicKey: Uint8Array,
-): Promise<UnsealSubmission> {
-  abytes(ceremonyNonce, "ceremonyNonce", CEREMONY_NONCE_BYTES);
-  abytes(ceremonyPublicKey, "ceremonyPublicKey", 32);
-  if (!isUsableX25519PublicKey(ceremonyPublicKey))
-    throw new RangeError("ceremonyPublicKey is a low-order point");
-  const plain = encodeSharePayload(payload);
-  try {
-    const { enc, ciphertext } = await hpkeSeal(
-      ceremonyPublicKey,
-      plain,
-      unsealInfo(ceremonyNonce),
-      unsealAad(payload.holder),
-    );
-    return {
-      format: UNSEAL_SUBMISSION_FORMAT,
-      nonce: hex.encode(ceremonyNonce),
-      custodian: payload.holder,
-      enc: b64u.encode(enc),
-      ciphertext: b64u.encode(ciphertext),
-    };
-  } finally {
-    zero(plain);
-  }
-}
-
-/** Checks every field of a submission (types, lengths, no extra fields). */
-export function parseUnsealSubmission(json: unknown): UnsealSubmission {
-  const obj = readObject(json, "", ["format", "nonce", "custodian", "enc", "ciphertext"]);
-  readLiteral(obj, "format", UNSEAL_SUBMISSION_FORMAT);
-  const nonce = hex.encode(readHex(obj, "nonce", CEREMONY_NONCE_BYTES));
-  const custodian = readMatch(obj, "custodian", CUSTODIAN_ID_RE);
-  const enc = readB64u(obj, "enc", 32);
-  const ciphertext = readB64u(obj, "ciphertext", sealedPayloadLength(custodian));
-  return {
-    format: UNSEAL_SUBMISSION_FORMAT,
-    nonce,
-    custodian,
-    enc: b64u.encode(enc),
-    ciphertext: b64u.encode(ciphertext),
-  };
-}
-
-/**
- * Opens a submission with the ceremony's private key and nonce. Checks that it
- * names this ceremony and that the payload's custodian is the submitter; the
- * init id and index are for the caller to compare with the seal configuration.
- */
-export async function openUnsealSubmission(
-  sub: UnsealSubmission,
-  ceremonyPrivateKey: Secret,
-  nonce: Uint8Array,
-): Promise<SharePayload> {
-  const checked = parseUnsealSubmission(sub);
-  abytes(nonce, "nonce", CEREMONY_NONCE_BYTES);
-  if (checked.nonce !== hex.encode(nonce)) throw new ShareOpenError("wrong_ceremony");
-  let plain: Uint8Array;
-  try {
-    // Bound to the server's own nonce, not the one the submission claims.
-    plain = await hpkeOpen(
-      ceremonyPrivateKey,
-      b64u.decode(checked.enc, "enc"),
-      b64u.decode(checked.ciphertext, "ciphertext"),
-      unsealInfo(nonce),
-      unsealAad(checked.custodian),
-    );
-  } catch (err) {
-    if (err instanceof HpkeOpenError) throw new ShareOpenError("undecryptable");
-    throw err;
-  }
-  const payload = decodeOrRefuse(plain);
-  if (payload.holder !== checked.custodian) {
-    payload.share.dispose();
-    throw new ShareOpenError("payload_mismatch", `the share inside belongs to '${payload.holder}'`);
-  }
-  return payload;
 }

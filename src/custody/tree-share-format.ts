@@ -1,8 +1,9 @@
 /**
  * The three envelopes a custody-tree share travels in (docs/FORMATS.md
  * §5.6–§5.8): the custodian's share file (`custos-share/v2`, HPKE to the
- * custodian), the unseal submission (`custos-unseal/v2`, HPKE to the
- * ceremony key) and the repository share (`custos-repository-share/v1`, HPKE
+ * custodian), the ceremony submission (`custos-unseal/v4`, HPKE to the
+ * ceremony key, bound to the ceremony's kind and nonce) and the repository
+ * share (`custos-repository-share/v1`, HPKE
  * to the node's repository key). All three carry the same payload — version,
  * init id, path, value — and bind the init id and the path into the HPKE
  * `info`, so an envelope relabelled with another path or another init does
@@ -15,19 +16,20 @@ import { b64u, concatBytes, hex, u8, utf8, zero } from "../crypto/bytes.js";
 import { HpkeOpenError, hpkeOpen, hpkeSeal, x25519PublicKey } from "../crypto/hpke.js";
 import { Secret } from "../crypto/secret.js";
 import { INIT_ID_BYTES } from "../crypto/shamir.js";
+import { type CeremonyKind, CeremonyKindSchema } from "./ceremony-kind.js";
 import { CUSTODIAN_ID_RE, fingerprint } from "./custodian-key.js";
 import { CEREMONY_NONCE_BYTES, ShareOpenError } from "./share-format.js";
 import { PATH_RE } from "./tree.js";
 import { MAX_LEAF_VALUE_BYTES, verifyLeaf } from "./tree-split.js";
 
 export const TREE_SHARE_FILE_FORMAT = "custos-share/v2";
-export const TREE_UNSEAL_FORMAT = "custos-unseal/v2";
+export const TREE_UNSEAL_FORMAT = "custos-unseal/v4";
 export const REPOSITORY_SHARE_FORMAT = "custos-repository-share/v1";
 export const TREE_PAYLOAD_VERSION = 0x02;
 
 const LABEL = {
   share: utf8("custos/share/v2"),
-  unseal: utf8("custos/unseal/v2"),
+  unseal: utf8("custos/unseal/v4"),
   repository: utf8("custos/repository-share/v1"),
 };
 
@@ -51,6 +53,7 @@ export type TreeShareFile = z.infer<typeof TreeShareFileSchema>;
 
 export const TreeUnsealSchema = z.strictObject({
   format: z.literal(TREE_UNSEAL_FORMAT),
+  ceremony: CeremonyKindSchema,
   nonce: Hex32,
   path: Path,
   enc: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
@@ -205,32 +208,43 @@ export async function openTreeShareFile(file: TreeShareFile, privateKey: Secret)
   return payload;
 }
 
-/** info = "custos/unseal/v2" ‖ nonce(16); aad = u8(len path) ‖ path. */
-function unsealLabels(nonce: Uint8Array, path: string) {
+/** info = "custos/unseal/v4" ‖ u8(len kind) ‖ kind ‖ nonce(16); aad = u8(len path) ‖ path. */
+function unsealLabels(kind: CeremonyKind, nonce: Uint8Array, path: string) {
   const p = utf8(path, "path");
-  return { info: concatBytes(LABEL.unseal, nonce), aad: concatBytes(u8(p.length), p) };
+  const k = utf8(CeremonyKindSchema.parse(kind), "kind");
+  return { info: concatBytes(LABEL.unseal, u8(k.length), k, nonce), aad: concatBytes(u8(p.length), p) };
 }
 
+/** A tree share sealed to a ceremony of kind `kind` (an unseal, a change's quorum or confirmation). */
 export async function makeTreeUnsealSubmission(
   payload: TreePayload,
+  kind: CeremonyKind,
   nonce: Uint8Array,
   ceremonyPublicKey: Uint8Array,
 ): Promise<TreeUnsealSubmission> {
   if (nonce.length !== CEREMONY_NONCE_BYTES) throw new RangeError("nonce must be 16 bytes");
-  const { info, aad } = unsealLabels(nonce, payload.path);
+  const { info, aad } = unsealLabels(kind, nonce, payload.path);
   const sealed = await seal(ceremonyPublicKey, payload, info, aad);
-  return { format: TREE_UNSEAL_FORMAT, nonce: hex.encode(nonce), path: payload.path, ...sealed };
+  return {
+    format: TREE_UNSEAL_FORMAT,
+    ceremony: kind,
+    nonce: hex.encode(nonce),
+    path: payload.path,
+    ...sealed,
+  };
 }
 
-/** Opens a submission with the ceremony key; the server's own nonce is bound, not the claimed one. */
+/** Opens a submission with the ceremony key; the server's own kind and nonce are bound, not the claimed ones. */
 export async function openTreeUnsealSubmission(
   sub: TreeUnsealSubmission,
   ceremonyPrivateKey: Secret,
   nonce: Uint8Array,
+  kind: CeremonyKind,
 ): Promise<TreePayload> {
   const s = TreeUnsealSchema.parse(sub);
+  if (s.ceremony !== kind) throw new ShareOpenError("wrong_kind");
   if (s.nonce !== hex.encode(nonce)) throw new ShareOpenError("wrong_ceremony");
-  const { info, aad } = unsealLabels(nonce, s.path);
+  const { info, aad } = unsealLabels(kind, nonce, s.path);
   return open(ceremonyPrivateKey, s, info, aad, { path: s.path });
 }
 

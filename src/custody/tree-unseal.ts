@@ -1,7 +1,8 @@
 /**
- * The custody-tree half of an unseal ceremony: checking one custodian's
- * `custos-unseal/v2` submission against the tree (ceremony, path, duplicate,
- * decryption, init id, commitment — each refusal names the leaf's path), and
+ * The custody-tree half of a ceremony (an unseal, or a change's quorum):
+ * checking one custodian's `custos-unseal/v4` submission against the tree
+ * (kind, ceremony, path, duplicate, decryption, init id, commitment — each
+ * refusal names the leaf's path), and
  * combining the accepted leaves into the root key, checked against the key
  * check value. The flat form's checks stay in seal.ts; the state machine that
  * calls both is there too.
@@ -12,33 +13,38 @@ import { KeyCheckError, keyCheckValue } from "../crypto/shamir.js";
 
 import { CustosError } from "../errors.js";
 import type { SealConfig } from "../store/store.js";
+import type { Ceremony } from "./ceremony.js";
+import { kindMismatchText } from "./ceremony-kind.js";
 import { type Gathered, isNodeHeld, type LeafFailure, type NodeShares } from "./node-shares.js";
 import type { ShareRefusal } from "./refusal.js";
 import { describeMissing, type GateRecord, gateStatus, leaves } from "./tree.js";
 import { openTreeUnsealSubmission, type TreeUnsealSubmission } from "./tree-share-format.js";
 import { combineOverTree, verifyLeaf } from "./tree-split.js";
-import type { UnsealCeremony } from "./unseal-ceremony.js";
 
 export type TreeCheck =
   | { ok: true; path: string; custodian: string; value: Secret }
-  | { ok: false; path: string; custodian: string; reason: ShareRefusal };
+  | { ok: false; path: string; custodian: string; reason: ShareRefusal; why?: string };
 
 /** Checks a submission in the order of docs/FORMATS.md §5.7; never throws for a bad share. */
 export async function checkTreeSubmission(
   config: SealConfig,
   tree: GateRecord,
-  ceremony: UnsealCeremony,
+  ceremony: Ceremony,
   sub: TreeUnsealSubmission,
 ): Promise<TreeCheck> {
   const leaf = leaves(tree).find((l) => l.path === sub.path && l.kind === "custodian");
   const custodian = leaf?.id ?? sub.path.slice(sub.path.lastIndexOf(":") + 1);
   const refuse = (reason: ShareRefusal): TreeCheck => ({ ok: false, path: sub.path, custodian, reason });
+  if (sub.ceremony !== ceremony.kind) {
+    const why = kindMismatchText(sub.ceremony, ceremony.kind);
+    return { ok: false, path: sub.path, custodian, reason: "wrong_kind", why };
+  }
   if (sub.nonce !== hex.encode(ceremony.nonce)) return refuse("wrong_ceremony");
   if (!leaf) return refuse("unknown_path");
   if (ceremony.accepted.has(leaf.path)) return refuse("duplicate_custodian");
   let value: Secret;
   try {
-    const payload = await openTreeUnsealSubmission(sub, ceremony.privateKey, ceremony.nonce);
+    const payload = await openTreeUnsealSubmission(sub, ceremony.privateKey, ceremony.nonce, ceremony.kind);
     if (hex.encode(payload.initId) !== config.initId) {
       payload.value.dispose();
       return refuse("wrong_init");
@@ -122,7 +128,7 @@ export async function gatherNodeShares(
 }
 
 /** Adds gathered shares to the ceremony (one for a leaf already there is disposed of) and says where the tree stands. */
-export function applyNodeShares(tree: GateRecord, ceremony: UnsealCeremony, gathered: Gathered): NodeRead {
+export function applyNodeShares(tree: GateRecord, ceremony: Ceremony, gathered: Gathered): NodeRead {
   const { values, failures } = gathered;
   for (const [path, value] of values) {
     if (ceremony.accepted.has(path)) value.dispose();

@@ -14,7 +14,8 @@ import { verifyChain } from "../../src/audit/chain.js";
 import { b64u, hex } from "../../src/crypto/bytes.js";
 import { generateX25519KeyPair } from "../../src/crypto/hpke.js";
 import type { Secret } from "../../src/crypto/secret.js";
-import { makeUnsealSubmission, openShareFile, type ShareFile } from "../../src/custody/share-format.js";
+import { makeUnsealSubmission } from "../../src/custody/flat-submission.js";
+import { openShareFile, type ShareFile } from "../../src/custody/share-format.js";
 
 interface CallOptions {
   token?: string | null;
@@ -57,6 +58,7 @@ describe("HTTP API", () => {
     const payload = await openShareFile(file, c.privateKey);
     return makeUnsealSubmission(
       payload,
+      "unseal",
       hex.decode(status.nonce, "nonce"),
       b64u.decode(status.ceremonyPublicKey, "key"),
     );
@@ -359,6 +361,7 @@ describe("HTTP API", () => {
     );
     const foreign = await makeUnsealSubmission(
       { ...annPayload, initId: new Uint8Array(16).fill(7) },
+      "unseal",
       hex.decode(sNow.nonce, "nonce"),
       b64u.decode(sNow.ceremonyPublicKey, "key"),
     );

@@ -11,8 +11,9 @@ import { Auditor } from "../../src/audit/auditor.js";
 import { b64u, hex } from "../../src/crypto/bytes.js";
 import { generateX25519KeyPair } from "../../src/crypto/hpke.js";
 import type { Secret } from "../../src/crypto/secret.js";
+import { makeUnsealSubmission } from "../../src/custody/flat-submission.js";
 import { SealManager } from "../../src/custody/seal.js";
-import { makeUnsealSubmission, openShareFile, type ShareFile } from "../../src/custody/share-format.js";
+import { openShareFile, type ShareFile } from "../../src/custody/share-format.js";
 import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite.js";
 import { type Store, StoreUnavailableError } from "../../src/store/store.js";
 
@@ -28,6 +29,7 @@ describe("SealManager", () => {
     const payload = await openShareFile(files.find((f) => f.custodian === who.id)!, who.privateKey);
     return makeUnsealSubmission(
       payload,
+      "unseal",
       hex.decode(status.nonce!, "nonce"),
       b64u.decode(status.ceremonyPublicKey!, "key"),
     );

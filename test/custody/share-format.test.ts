@@ -8,21 +8,24 @@ import {
   splitRootKey,
   verifyShareCommitment,
 } from "../../src/crypto/shamir.js";
+import { CEREMONY_KINDS } from "../../src/custody/ceremony-kind.js";
 import { fingerprint } from "../../src/custody/custodian-key.js";
+import {
+  makeUnsealSubmission,
+  openUnsealSubmission,
+  parseUnsealSubmission,
+  type UnsealSubmission,
+} from "../../src/custody/flat-submission.js";
 import { FormatError } from "../../src/custody/format-error.js";
 import { NodeIdentity } from "../../src/custody/node-identity.js";
 import {
   decodeSharePayload,
   encodeSharePayload,
-  makeUnsealSubmission,
   openShareFile,
-  openUnsealSubmission,
   parseShareFile,
-  parseUnsealSubmission,
   type ShareFile,
   ShareOpenError,
   sealShareFile,
-  type UnsealSubmission,
 } from "../../src/custody/share-format.js";
 import { formatField } from "../helpers/format-field.js";
 
@@ -232,25 +235,26 @@ describe("share files (custos-share/v1)", () => {
   });
 });
 
-describe("unseal submissions (custos-unseal/v1)", () => {
+describe("ceremony submissions (custos-unseal/v3)", () => {
   async function ceremonyFixture() {
     const init = await initFixture();
     const payload = await openShareFile(init.files[0]!, init.keys[0]!.privateKey);
     const ceremony = { nonce: randomBytes(16), ...generateX25519KeyPair() };
-    const sub = await makeUnsealSubmission(payload, ceremony.nonce, ceremony.publicKey);
+    const sub = await makeUnsealSubmission(payload, "unseal", ceremony.nonce, ceremony.publicKey);
     return { ...init, payload, ceremony, sub };
   }
 
   it("round-trip: made by the CLI, sent as JSON, parsed and opened by the server", async () => {
     const { sub, ceremony, payload } = await ceremonyFixture();
     expect(sub).toMatchObject({
-      format: "custos-unseal/v1",
+      format: "custos-unseal/v3",
+      ceremony: "unseal",
       nonce: hex.encode(ceremony.nonce),
       custodian: "alice",
     });
     const parsed = parseUnsealSubmission(reread(sub));
     expect(parsed).toEqual(sub);
-    const opened = await openUnsealSubmission(parsed, ceremony.privateKey, ceremony.nonce);
+    const opened = await openUnsealSubmission(parsed, ceremony.privateKey, ceremony.nonce, "unseal");
     expect(opened.initId).toEqual(payload.initId);
     expect(opened.index).toBe(1);
     expect(opened.holder).toBe("alice");
@@ -260,28 +264,45 @@ describe("unseal submissions (custos-unseal/v1)", () => {
   it("a submission for another ceremony nonce fails: wrong_ceremony, and undecryptable if the nonce is rewritten", async () => {
     const { sub, ceremony } = await ceremonyFixture();
     const later = randomBytes(16);
-    expect((await openFailure(openUnsealSubmission(sub, ceremony.privateKey, later))).reason).toBe(
+    expect((await openFailure(openUnsealSubmission(sub, ceremony.privateKey, later, "unseal"))).reason).toBe(
       "wrong_ceremony",
     );
     const rewritten = { ...sub, nonce: hex.encode(later) };
-    expect((await openFailure(openUnsealSubmission(rewritten, ceremony.privateKey, later))).reason).toBe(
-      "undecryptable",
-    );
+    expect(
+      (await openFailure(openUnsealSubmission(rewritten, ceremony.privateKey, later, "unseal"))).reason,
+    ).toBe("undecryptable");
+  });
+
+  it("a submission sealed for one kind of ceremony opens in no other: wrong_kind, and undecryptable if the kind is rewritten", async () => {
+    const { ceremony, payload } = await ceremonyFixture();
+    for (const made of CEREMONY_KINDS) {
+      const sub = await makeUnsealSubmission(payload, made, ceremony.nonce, ceremony.publicKey);
+      expect((await openUnsealSubmission(sub, ceremony.privateKey, ceremony.nonce, made)).holder).toBe(
+        "alice",
+      );
+      for (const other of CEREMONY_KINDS.filter((k) => k !== made)) {
+        const open = (s: UnsealSubmission) =>
+          openUnsealSubmission(s, ceremony.privateKey, ceremony.nonce, other);
+        expect((await openFailure(open(sub))).reason).toBe("wrong_kind");
+        expect((await openFailure(open({ ...sub, ceremony: other }))).reason).toBe("undecryptable");
+      }
+    }
   });
 
   it("a submission does not open with another ceremony's key", async () => {
     const { sub, ceremony } = await ceremonyFixture();
     const other = generateX25519KeyPair();
-    expect((await openFailure(openUnsealSubmission(sub, other.privateKey, ceremony.nonce))).reason).toBe(
-      "undecryptable",
-    );
+    expect(
+      (await openFailure(openUnsealSubmission(sub, other.privateKey, ceremony.nonce, "unseal"))).reason,
+    ).toBe("undecryptable");
   });
 
   it("a submission relabelled with another custodian does not open", async () => {
     const { sub, ceremony } = await ceremonyFixture();
     const relabelled: UnsealSubmission = { ...sub, custodian: "alina" };
     expect(
-      (await openFailure(openUnsealSubmission(relabelled, ceremony.privateKey, ceremony.nonce))).reason,
+      (await openFailure(openUnsealSubmission(relabelled, ceremony.privateKey, ceremony.nonce, "unseal")))
+        .reason,
     ).toBe("undecryptable");
   });
 
@@ -290,16 +311,19 @@ describe("unseal submissions (custos-unseal/v1)", () => {
     // Someone holding only the public ceremony key wraps alice's payload as "bruna".
     const plain = encodeSharePayload(payload);
     const aad = concatBytes(u8(5), utf8("bruna"));
-    const info = concatBytes(utf8("custos/unseal/v1"), ceremony.nonce);
+    const info = concatBytes(utf8("custos/unseal/v3"), u8(6), utf8("unseal"), ceremony.nonce);
     const { enc, ciphertext } = await hpkeSeal(ceremony.publicKey, plain, info, aad);
     const forged = parseUnsealSubmission({
-      format: "custos-unseal/v1",
+      format: "custos-unseal/v3",
+      ceremony: "unseal",
       nonce: hex.encode(ceremony.nonce),
       custodian: "bruna",
       enc: b64u.encode(enc),
       ciphertext: b64u.encode(ciphertext),
     });
-    const err = await openFailure(openUnsealSubmission(forged, ceremony.privateKey, ceremony.nonce));
+    const err = await openFailure(
+      openUnsealSubmission(forged, ceremony.privateKey, ceremony.nonce, "unseal"),
+    );
     expect(err.reason).toBe("payload_mismatch");
   });
 
@@ -307,7 +331,10 @@ describe("unseal submissions (custos-unseal/v1)", () => {
     const { sub } = await ceremonyFixture();
     const base = reread(sub) as Record<string, unknown>;
     const cases: [string, unknown][] = [
-      ["format", { ...base, format: "custos-unseal/v2" }],
+      ["format", { ...base, format: "custos-unseal/v1" }],
+      ["format", { ...base, format: "custos-unseal/v4" }],
+      ["ceremony", { ...base, ceremony: "rekey-quorum" }],
+      ["ceremony", (({ ceremony: _, ...rest }) => rest)(base)],
       ["nonce", { ...base, nonce: (base.nonce as string).slice(1) }],
       ["nonce", { ...base, nonce: (base.nonce as string).toUpperCase() }],
       ["custodian", { ...base, custodian: "" }],
@@ -329,9 +356,9 @@ describe("unseal submissions (custos-unseal/v1)", () => {
     for (const i of [2, 0]) {
       const payload = await openShareFile(parseShareFile(reread(files[i])), keys[i]!.privateKey);
       const sub = parseUnsealSubmission(
-        reread(await makeUnsealSubmission(payload, ceremony.nonce, ceremony.publicKey)),
+        reread(await makeUnsealSubmission(payload, "unseal", ceremony.nonce, ceremony.publicKey)),
       );
-      const opened = await openUnsealSubmission(sub, ceremony.privateKey, ceremony.nonce);
+      const opened = await openUnsealSubmission(sub, ceremony.privateKey, ceremony.nonce, "unseal");
       expect(
         verifyShareCommitment(
           opened.initId,

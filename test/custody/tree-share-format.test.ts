@@ -1,14 +1,16 @@
 /**
  * The envelopes of a custody-tree share (docs/FORMATS.md §5.6–§5.8) refuse
  * every relabelling: a share file with another path or commitment, opened
- * with another key; a submission replayed into another ceremony or claiming
- * another path; a repository document for another path or init, tampered, or
+ * with another key; a submission replayed into another ceremony, claiming
+ * another path, or sealed for another kind of ceremony (every pair of kinds,
+ * with the kind field kept or rewritten); a repository document for another path or init, tampered, or
  * not a document at all. The round trips work.
  */
 import { describe, expect, it } from "vitest";
 import { b64u, hex, randomBytes } from "../../src/crypto/bytes.js";
 import { generateX25519KeyPair, x25519PublicKey } from "../../src/crypto/hpke.js";
 import { Secret } from "../../src/crypto/secret.js";
+import { CEREMONY_KINDS } from "../../src/custody/ceremony-kind.js";
 import { ShareOpenError } from "../../src/custody/share-format.js";
 import {
   makeTreeUnsealSubmission,
@@ -87,24 +89,58 @@ describe("custos-share/v2", () => {
   });
 });
 
-describe("custos-unseal/v2", () => {
+describe("custos-unseal/v4", () => {
   it("opens in its ceremony; refuses another ceremony and a relabelled path", async () => {
     const ceremony = generateX25519KeyPair();
     const nonce = randomBytes(16);
-    const sub = await makeTreeUnsealSubmission({ initId, path, value: value() }, nonce, ceremony.publicKey);
-    const opened = await openTreeUnsealSubmission(sub, ceremony.privateKey, nonce);
+    const sub = await makeTreeUnsealSubmission(
+      { initId, path, value: value() },
+      "unseal",
+      nonce,
+      ceremony.publicKey,
+    );
+    expect(sub).toMatchObject({ format: "custos-unseal/v4", ceremony: "unseal" });
+    const opened = await openTreeUnsealSubmission(sub, ceremony.privateKey, nonce, "unseal");
     expect(opened.path).toBe(path);
-    expect(await reason(openTreeUnsealSubmission(sub, ceremony.privateKey, randomBytes(16)))).toBe(
+    expect(await reason(openTreeUnsealSubmission(sub, ceremony.privateKey, randomBytes(16), "unseal"))).toBe(
       "wrong_ceremony",
     );
     expect(
       await reason(
-        openTreeUnsealSubmission({ ...sub, path: "root/2/custodian:bob" }, ceremony.privateKey, nonce),
+        openTreeUnsealSubmission(
+          { ...sub, path: "root/2/custodian:bob" },
+          ceremony.privateKey,
+          nonce,
+          "unseal",
+        ),
       ),
     ).toBe("undecryptable");
     await expect(
-      openTreeUnsealSubmission({ ...sub, path: "../x" }, ceremony.privateKey, nonce),
+      openTreeUnsealSubmission({ ...sub, path: "../x" }, ceremony.privateKey, nonce, "unseal"),
     ).rejects.toThrow(/custody tree path/);
+  });
+
+  it("a submission sealed for one kind of ceremony opens in no other, whether or not its kind field is rewritten", async () => {
+    const ceremony = generateX25519KeyPair();
+    const nonce = randomBytes(16);
+    for (const made of CEREMONY_KINDS) {
+      const sub = await makeTreeUnsealSubmission(
+        { initId, path, value: value() },
+        made,
+        nonce,
+        ceremony.publicKey,
+      );
+      expect((await openTreeUnsealSubmission(sub, ceremony.privateKey, nonce, made)).path).toBe(path);
+      for (const other of CEREMONY_KINDS.filter((k) => k !== made)) {
+        expect(await reason(openTreeUnsealSubmission(sub, ceremony.privateKey, nonce, other))).toBe(
+          "wrong_kind",
+        );
+        const relabelled = { ...sub, ceremony: other };
+        expect(await reason(openTreeUnsealSubmission(relabelled, ceremony.privateKey, nonce, other))).toBe(
+          "undecryptable",
+        );
+      }
+    }
   });
 });
 

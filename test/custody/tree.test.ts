@@ -137,6 +137,7 @@ describe("SealManager over the hospital tree", () => {
     if (corrupt) v[3] = (v[3] ?? 0) ^ 0x01;
     return makeTreeUnsealSubmission(
       payload,
+      "unseal",
       hex.decode(status.nonce!, "nonce"),
       b64u.decode(status.ceremonyPublicKey!, "key"),
     );
@@ -186,14 +187,15 @@ describe("SealManager over the hospital tree", () => {
     await seal.reset("test");
   });
 
-  it("refuses a flat custos-unseal/v1 submission on a tree node, and unknown paths, by name", async () => {
+  it("refuses a flat custos-unseal/v3 submission on a tree node, and unknown paths, by name", async () => {
     const sub = await submission("a1");
     await expect(seal.submit({ ...sub, path: "root/1/custodian:zed" })).rejects.toThrow(
       "share at root/1/custodian:zed refused: no custodian leaf",
     );
     await expect(
       seal.submit({
-        format: "custos-unseal/v1",
+        format: "custos-unseal/v3",
+        ceremony: "unseal",
         nonce: sub.nonce,
         custodian: "a1",
         enc: sub.enc,

@@ -37,6 +37,8 @@ describe("custos operator rekey and rotate-root through the real CLI", () => {
       join(dir, `${who}.key`),
       "--passphrase-file",
       join(dir, "pass"),
+      // rekey submit asks before sending; the digest is checked below from what it printed.
+      ...(step === "submit" ? ["--yes"] : []),
     ]);
 
   beforeAll(async () => {
@@ -87,7 +89,14 @@ describe("custos operator rekey and rotate-root through the real CLI", () => {
     // Without a token: refused.
     expect((await cli(["operator", "rekey", "start", "--tree", join(dir, "tree.yaml")])).code).not.toBe(0);
     await ok(["operator", "rekey", "start", "--tree", join(dir, "tree.yaml")], root);
-    expect((await asCustodian("submit", "alice", "shares")).code).toBe(0);
+    const first = await asCustodian("submit", "alice", "shares");
+    expect(first.code).toBe(0);
+    // The custodian was shown who will hold the root key, and the digest the node signed.
+    const started = JSON.parse((await ok(["operator", "rekey", "status", "--format", "json"])).stdout);
+    expect(first.stderr).toMatch(
+      /root: any 2 of 3\n +custodian alice, key sha256:.*\n +custodian bob.*\n +custodian dave, key sha256:/,
+    );
+    expect(first.stderr).toContain(`Tree digest: ${started.treeDigest}`);
     const quorum = await asCustodian("submit", "carol", "shares");
     expect(quorum.stdout).toMatch(/Confirmed: +none yet/);
     await ok(["operator", "rekey", "status", "--out-dir", join(dir, "new")]);

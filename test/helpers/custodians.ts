@@ -7,7 +7,9 @@
 import { b64u, hex } from "../../src/crypto/bytes.js";
 import { generateX25519KeyPair } from "../../src/crypto/hpke.js";
 import type { Secret } from "../../src/crypto/secret.js";
-import { makeUnsealSubmission, openShareFile, type ShareFile } from "../../src/custody/share-format.js";
+import type { CeremonyKind } from "../../src/custody/ceremony-kind.js";
+import { makeUnsealSubmission } from "../../src/custody/flat-submission.js";
+import { openShareFile, type ShareFile } from "../../src/custody/share-format.js";
 import {
   makeTreeUnsealSubmission,
   openTreeShareFile,
@@ -30,29 +32,35 @@ export const pub = (p: Person) => b64u.encode(p.publicKey);
 export interface Ceremony {
   nonce: string | null;
   ceremonyPublicKey: string | null;
+  /** A change's status names its ceremony's kind; a seal status's ceremony is an unseal. */
+  ceremonyKind?: CeremonyKind | null;
 }
 
 type AnyShareFile = ShareFile | TreeShareFile;
 
-function ceremonyOf(c: Ceremony): { nonce: Uint8Array; key: Uint8Array } {
+function ceremonyOf(c: Ceremony): { kind: CeremonyKind; nonce: Uint8Array; key: Uint8Array } {
   if (!c.nonce || !c.ceremonyPublicKey) throw new Error("no ceremony in progress");
-  return { nonce: hex.decode(c.nonce, "nonce"), key: b64u.decode(c.ceremonyPublicKey, "key") };
+  return {
+    kind: c.ceremonyKind ?? "unseal",
+    nonce: hex.decode(c.nonce, "nonce"),
+    key: b64u.decode(c.ceremonyPublicKey, "key"),
+  };
 }
 
-/** A share file sealed to a ceremony key: what `custos operator unseal` / `rekey submit` sends. */
+/** A share file sealed to a ceremony key for its kind: what `custos operator unseal` / `rekey submit` sends. */
 export async function submission(file: AnyShareFile, person: Person, c: Ceremony) {
-  const { nonce, key } = ceremonyOf(c);
+  const { kind, nonce, key } = ceremonyOf(c);
   if (file.format === "custos-share/v2") {
     const payload = await openTreeShareFile(file as TreeShareFile, person.privateKey);
     try {
-      return await makeTreeUnsealSubmission(payload, nonce, key);
+      return await makeTreeUnsealSubmission(payload, kind, nonce, key);
     } finally {
       payload.value.dispose();
     }
   }
   const payload = await openShareFile(file as ShareFile, person.privateKey);
   try {
-    return await makeUnsealSubmission(payload, nonce, key);
+    return await makeUnsealSubmission(payload, kind, nonce, key);
   } finally {
     payload.share.dispose();
   }

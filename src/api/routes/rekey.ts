@@ -2,12 +2,19 @@
  * Rekey and root rotation over HTTP (custody/custody-change.ts,
  * docs/FORMATS.md §5.9). Starting and cancelling need a token (the policy's
  * `ceremony-rekey` / `ceremony-rotate-root`); the status is public, as
- * seal-status is, because custodians need the ceremony's nonce and key and
- * their new share files, which are sealed to them; submissions and
- * confirmations need no token — the shares are the credential — and each is
- * audited with the leaf it names.
+ * seal-status is, because custodians need the ceremony's kind, nonce, key
+ * and signature, the new tree and its digest to check it against, and their
+ * new share files, which are sealed to them; submissions and confirmations
+ * need no token — the shares are the credential — and each is audited with
+ * the leaf it names. Submissions from before ceremony kinds are refused by
+ * name (docs/FORMATS.md §5.3).
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import {
+  CEREMONY_KINDS,
+  LegacySubmissionSchema,
+  refuseLegacySubmission,
+} from "../../custody/ceremony-kind.js";
 import type { CustodyChanger } from "../../custody/custody-change.js";
 import { TreeUnsealSchema } from "../../custody/tree-share-format.js";
 import type { Gate } from "../gate.js";
@@ -19,6 +26,9 @@ const ChangeStatusSchema = z
     active: z.boolean(),
     kind: z.enum(["rekey", "rotate-root"]).nullable(),
     phase: z.enum(["quorum", "confirming"]).nullable(),
+    ceremonyKind: z.enum(CEREMONY_KINDS).nullable(),
+    newTree: z.unknown().nullable(),
+    treeDigest: z.string().nullable(),
     nonce: z.string().nullable(),
     ceremonyPublicKey: z.string().nullable(),
     ceremonySignature: z.string().nullable(),
@@ -102,7 +112,11 @@ export function rekeyRoutes(app: OpenAPIHono, custody: CustodyChanger, gate: Gat
       request: body(UnsealRequest),
       responses,
     }),
-    async (c) => c.json(await custody.submit(c.req.valid("json"), c.get("requestId")), 200),
+    async (c) => {
+      const submission = c.req.valid("json");
+      refuseLegacySubmission(submission);
+      return c.json(await custody.submit(submission, c.get("requestId")), 200);
+    },
   );
 
   app.openapi(
@@ -111,10 +125,14 @@ export function rekeyRoutes(app: OpenAPIHono, custody: CustodyChanger, gate: Gat
       path: "/v1/sys/rekey/confirm",
       tags: ["sys"],
       summary: "A custodian's new share, opened from their new share file and sealed to the ceremony key",
-      request: body(TreeUnsealSchema),
+      request: body(z.union([TreeUnsealSchema, LegacySubmissionSchema])),
       responses,
     }),
-    async (c) => c.json(await custody.confirm(c.req.valid("json"), c.get("requestId")), 200),
+    async (c) => {
+      const submission = c.req.valid("json");
+      refuseLegacySubmission(submission);
+      return c.json(await custody.confirm(submission, c.get("requestId")), 200);
+    },
   );
 
   app.openapi(

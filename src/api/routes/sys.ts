@@ -11,6 +11,7 @@
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
+import { refuseLegacySubmission } from "../../custody/ceremony-kind.js";
 import { TreeInputSchema } from "../../custody/tree.js";
 import { CustosError } from "../../errors.js";
 import type { AnonymousGuard } from "../anonymous.js";
@@ -113,7 +114,11 @@ export function sysRoutes(
         ...errors,
       },
     }),
-    async (c) => c.json(await seal.submit(c.req.valid("json"), c.get("requestId")), 200),
+    async (c) => {
+      const submission = c.req.valid("json");
+      refuseLegacySubmission(submission);
+      return c.json(await seal.submit(submission, c.get("requestId")), 200);
+    },
   );
 
   app.openapi(

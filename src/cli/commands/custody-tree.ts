@@ -2,18 +2,33 @@
  * The CLI's side of custody trees: reading a tree file (`custos operator init
  * --tree tree.yaml`) and turning each custodian's `.pub` file into the public
  * key the server needs, opening a share file of either form for
- * `custos operator unseal`, and printing the tree with what each gate still
- * misses for `custos status`. Kept beside custody.ts so that file stays the
- * ceremony's story.
+ * `custos operator unseal`, printing the tree with what each gate still
+ * misses for `custos status`, and printing a custody change's new tree — who
+ * will hold shares, behind which thresholds, with which key fingerprints —
+ * for the custodian to check before `rekey submit` sends their share. Kept
+ * beside custody.ts so that file stays the ceremony's story.
  */
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { b64u } from "../../crypto/bytes.js";
 import type { Secret } from "../../crypto/secret.js";
-import { openPrivateKeyFile, parsePrivateKeyFile, parsePublicKeyFile } from "../../custody/custodian-key.js";
-import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
-import type { GateStatus, LeafStatus } from "../../custody/tree.js";
+import type { CeremonyKind } from "../../custody/ceremony-kind.js";
+import {
+  fingerprint,
+  openPrivateKeyFile,
+  parsePrivateKeyFile,
+  parsePublicKeyFile,
+} from "../../custody/custodian-key.js";
+import { makeUnsealSubmission } from "../../custody/flat-submission.js";
+import { openShareFile, parseShareFile } from "../../custody/share-format.js";
+import {
+  type GateStatus,
+  isGate,
+  type LeafStatus,
+  type NodeInput,
+  type TreeInput,
+} from "../../custody/tree.js";
 import {
   makeTreeUnsealSubmission,
   openTreeShareFile,
@@ -70,7 +85,8 @@ export interface OpenedShare {
   node: string;
   /** "alice" or "root/2/custodian:alice". */
   label: string;
-  submission(nonce: Uint8Array, ceremonyPublicKey: Uint8Array): Promise<unknown>;
+  /** The share sealed to a ceremony's key for its kind (docs/FORMATS.md §5.3, §5.7). */
+  submission(kind: CeremonyKind, nonce: Uint8Array, ceremonyPublicKey: Uint8Array): Promise<unknown>;
   dispose(): void;
 }
 
@@ -91,7 +107,7 @@ export function parseAnyShareFile(json: unknown): {
       open: async (key) => {
         const payload = await openTreeShareFile(file, key);
         return opened(file, file.path, {
-          submission: (nonce, pub) => makeTreeUnsealSubmission(payload, nonce, pub),
+          submission: (kind, nonce, pub) => makeTreeUnsealSubmission(payload, kind, nonce, pub),
           dispose: () => payload.value.dispose(),
         });
       },
@@ -103,7 +119,7 @@ export function parseAnyShareFile(json: unknown): {
     open: async (key) => {
       const payload = await openShareFile(file, key);
       return opened(file, file.custodian, {
-        submission: (nonce, pub) => makeUnsealSubmission(payload, nonce, pub),
+        submission: (kind, nonce, pub) => makeUnsealSubmission(payload, kind, nonce, pub),
         dispose: () => payload.share.dispose(),
       });
     },
@@ -120,6 +136,27 @@ export function describeTree(tree: GateStatus, indent = "  "): string[] {
     else lines.push(`${indent}  ${(m as LeafStatus).present ? "✓" : "·"} ${m.path}`);
   }
   return lines;
+}
+
+/** A change's new tree, one line per gate and leaf, with each custodian's key fingerprint (as keygen prints it). */
+export function describeNewTree(tree: TreeInput): string[] {
+  const walk = (node: NodeInput, path: string, indent: string): string[] => {
+    if (isGate(node)) {
+      const label = node.name ? `${path} (${node.name})` : path;
+      const head = `${indent}${label}: any ${node.threshold} of ${node.of.length}`;
+      return [
+        head,
+        ...node.of.flatMap((m, i) => walk(m, isGate(m) ? `${path}/${i + 1}` : path, `${indent}  `)),
+      ];
+    }
+    if ("custodian" in node) {
+      const key = fingerprint(b64u.decode(node.publicKey, "publicKey"));
+      return [`${indent}custodian ${node.custodian}, key ${key}`];
+    }
+    if ("repository" in node) return [`${indent}repository ${node.repository} (held by the node)`];
+    return [`${indent}tpm ${node.tpm}, PCRs ${(node.pcrs ?? [7]).join(",")} (held by the node)`];
+  };
+  return walk(tree, "root", "  ");
 }
 
 /** Runs a parse of `file`; a failure is a usage error (exit 2) that names the file. */

@@ -243,23 +243,27 @@ export function custodyCommands(program: Command, client: () => Client): void {
             print(format, status, () => "custos is already unsealed; nothing to do.");
             return;
           }
+          // Checked as an unseal's, whatever else the server says: a rekey's ceremony
+          // relayed here by an impostor is signed for a rekey and fails this check.
           const signed =
             status.ceremonySignature !== null &&
-            verifyCeremony(
-              b64u.decode(share.node, "node"),
-              decodeOr(status.ceremonySignature),
-              hex.decode(share.initId, "initId"),
-              decodeHexOr(status.nonce),
-              decodeOr(status.ceremonyPublicKey),
-            );
+            verifyCeremony(b64u.decode(share.node, "node"), decodeOr(status.ceremonySignature), {
+              kind: "unseal",
+              initId: hex.decode(share.initId, "initId"),
+              nonce: decodeHexOr(status.nonce),
+              ceremonyPublicKey: decodeOr(status.ceremonyPublicKey),
+              binding: new Uint8Array(0),
+            });
           if (!signed) {
             throw new CliError(
               `the server at ${c.addr} did not prove it is the node that made ${share.custodian}'s share ` +
-                "(its ceremony key is not signed by the node key in the share file); the share was not sent",
+                "(its ceremony key is not signed by the node key in the share file as an unseal ceremony's); " +
+                "the share was not sent",
               EXIT.refused,
             );
           }
           const submission = await share.submission(
+            "unseal",
             hex.decode(status.nonce, "nonce"),
             Buffer.from(status.ceremonyPublicKey, "base64url"),
           );

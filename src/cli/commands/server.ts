@@ -26,7 +26,8 @@ import {
   openPrivateKeyFile,
   parsePrivateKeyFile,
 } from "../../custody/custodian-key.js";
-import { makeUnsealSubmission, openShareFile, parseShareFile } from "../../custody/share-format.js";
+import { makeUnsealSubmission } from "../../custody/flat-submission.js";
+import { openShareFile, parseShareFile } from "../../custody/share-format.js";
 import { type RepositoryConfig, readRepositoryConfig } from "../../repository/config.js";
 import type { ShareNodeLink } from "../../threshold/share-node-link.js";
 import { CliError, EXIT } from "../client.js";
@@ -394,6 +395,7 @@ async function devBootstrap(
       key.dispose();
       const submission = await makeUnsealSubmission(
         payload,
+        "unseal",
         hex.decode(status.nonce ?? "", "nonce"),
         Buffer.from(status.ceremonyPublicKey ?? "", "base64url"),
       );
