@@ -24,6 +24,7 @@ import {
   sealConfigToRow,
   tokenToRow,
 } from "./sqlite-rows.js";
+import { SubtreeWrites } from "./sqlite-subtrees.js";
 
 /** An expected refusal of one unit; its batch neighbours are unaffected. */
 export class UnitConflict extends Error {
@@ -58,11 +59,13 @@ export class WriteApplier {
   private readonly reviews: ReviewWrites;
   private readonly custody: CustodyWrites;
   private readonly approvals: ApprovalWrites;
+  private readonly subtrees: SubtreeWrites;
 
   constructor(private readonly db: Database.Database) {
     this.reviews = new ReviewWrites(db, (message) => new UnitConflict(message));
     this.custody = new CustodyWrites(db, (message) => new UnitConflict(message));
     this.approvals = new ApprovalWrites(db, (message) => new UnitConflict(message));
+    this.subtrees = new SubtreeWrites(db);
     this.sealConfigExists = db.prepare("SELECT 1 FROM seal_config");
     this.insertSealConfig = db.prepare(
       `INSERT INTO seal_config (id, init_id, threshold, shares, custodians, kcv, root_generation, created_at)
@@ -258,6 +261,7 @@ export class WriteApplier {
     for (const input of events) {
       const next = appendEvent(h, input);
       const e = next.chained.event;
+      const leaf = leafHash(Buffer.from(next.chained.canonical, "utf8"));
       this.insertAudit.run(
         e.seq,
         e.time,
@@ -268,8 +272,10 @@ export class WriteApplier {
         e.decision,
         next.chained.canonical,
         next.head.hash,
-        leafHash(Buffer.from(next.chained.canonical, "utf8")),
+        leaf,
       );
+      // The Merkle subtrees this event completes, in the same transaction (sqlite-subtrees.ts).
+      this.subtrees.leafAdded(e.seq, leaf);
       for (const hmac of Object.values(e.context ?? {})) this.insertSubject.run(hmac, e.seq);
       h = next.head;
     }

@@ -36,6 +36,7 @@ import {
   type TokenRow,
   tokenFromRow,
 } from "./sqlite-rows.js";
+import { SUBTREE_SQL } from "./sqlite-subtrees.js";
 import {
   type ApprovalDenial,
   type ApprovalRecord,
@@ -395,6 +396,27 @@ export class SqliteStore implements Store {
       throw new RangeError(`the log holds ${rows.length} of events ${fromSeq}..${toSeq}`);
     }
     return rows.map((r) => new Uint8Array(r.leaf));
+  }
+
+  async readSubtreeHashes(refs: readonly { level: number; index: number }[]): Promise<Uint8Array[]> {
+    if (!Array.isArray(refs) || refs.length > 128) throw new RangeError("ask for 0 to 128 subtrees");
+    return refs.map(({ level, index }) => {
+      if (
+        !Number.isSafeInteger(level) ||
+        level < 0 ||
+        level > 62 ||
+        !Number.isSafeInteger(index) ||
+        index < 0
+      ) {
+        throw new RangeError(`subtree ${level}/${index} is not valid`);
+      }
+      const row =
+        level === 0
+          ? this.read<{ hash: Uint8Array }>(SUBTREE_SQL.leaf, index + 1)
+          : this.read<{ hash: Uint8Array }>(SUBTREE_SQL.node, level, index);
+      if (row === undefined) throw new RangeError(`the log holds no complete subtree ${level}/${index}`);
+      return new Uint8Array(row.hash);
+    });
   }
 
   async putTreeHead(head: TreeHeadRecord): Promise<void> {

@@ -305,7 +305,7 @@ describe("SqliteStore", () => {
     await store.close();
     const db = new Database(file);
     db.exec(
-      "DROP TABLE audit_cosignatures; DROP TABLE reviews; DROP TABLE approval_votes; DROP TABLE approvals",
+      "DROP TABLE audit_cosignatures; DROP TABLE reviews; DROP TABLE approval_votes; DROP TABLE approvals; DROP TABLE audit_subtrees",
     );
     db.pragma("user_version = 1");
     db.close();
@@ -321,7 +321,7 @@ describe("SqliteStore", () => {
     await store.appendAudit([ev(), ev(), ev()]);
     await store.close();
     const db = new Database(file);
-    db.exec("DROP TABLE reviews; DROP TABLE approval_votes; DROP TABLE approvals");
+    db.exec("DROP TABLE reviews; DROP TABLE approval_votes; DROP TABLE approvals; DROP TABLE audit_subtrees");
     db.pragma("user_version = 3");
     db.close();
     store = await openSqliteStore(file);
@@ -345,6 +345,7 @@ describe("SqliteStore", () => {
     db.exec(sql.replace("CREATE TABLE keys (", "CREATE TABLE keys_v4 (").replace(", 'threshold'", ""));
     db.exec("INSERT INTO keys_v4 SELECT * FROM keys; DROP TABLE keys; ALTER TABLE keys_v4 RENAME TO keys;");
     db.exec("DROP TRIGGER approval_votes_not_requester; DROP TABLE approval_votes; DROP TABLE approvals");
+    db.exec("DROP TABLE audit_subtrees");
     db.pragma("user_version = 4");
     expect(() => db.prepare("UPDATE keys SET protection = 'threshold' WHERE name = 'old'").run()).toThrow(
       /CHECK/,
@@ -369,6 +370,7 @@ describe("SqliteStore", () => {
     await store.close();
     const db = new Database(file);
     db.exec("DROP TRIGGER approval_votes_not_requester; DROP TABLE approval_votes; DROP TABLE approvals");
+    db.exec("DROP TABLE audit_subtrees");
     db.pragma("user_version = 5");
     db.close();
     store = await openSqliteStore(file);
@@ -377,7 +379,7 @@ describe("SqliteStore", () => {
     await store.putApproval(approval("a-6"), ev());
     expect((await store.getApproval("a-6"))?.state).toBe("pending");
     const check = new Database(file, { readonly: true });
-    expect(check.pragma("user_version", { simple: true })).toBe(6);
+    expect(check.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
     // The trigger is there too: the requester's approval is refused by the database itself.
     check.close();
     const raw = new Database(file);
