@@ -42,7 +42,9 @@ export class SubtreeWrites {
   constructor(db: Database.Database) {
     this.leaf = db.prepare(SUBTREE_SQL.leaf);
     this.node = db.prepare(SUBTREE_SQL.node);
-    this.insert = db.prepare("INSERT INTO audit_subtrees (level, idx, hash) VALUES (?, ?, ?)");
+    // REPLACE: a log truncated behind the node's back leaves rows for subtrees past its end; the appends
+    // that complete them again overwrite them (and the signer refuses to sign over a truncated log).
+    this.insert = db.prepare("INSERT OR REPLACE INTO audit_subtrees (level, idx, hash) VALUES (?, ?, ?)");
   }
 
   /** After the event `seq` (the seq-th leaf) is stored with `leaf`: stores every subtree it completes. */
