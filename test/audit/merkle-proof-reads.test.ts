@@ -61,7 +61,7 @@ describe("finding 18: proofs read O(log n)", () => {
       }
     }
     expect(wholeLeaves).not.toHaveBeenCalled();
-    expect(subtrees).toHaveBeenCalledTimes(9);
+    expect(subtrees.mock.calls.length).toBeGreaterThanOrEqual(9); // 9 proofs, and the signer's roots if its timer ticked
     for (const [refs] of subtrees.mock.calls) expect(refs.length).toBeLessThanOrEqual(bound);
     // The leaf hashes served are the stored events' own.
     wholeLeaves.mockRestore();
