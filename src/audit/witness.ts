@@ -34,6 +34,8 @@ export interface LogSource {
   head(): Promise<TreeHeadJson>;
   /** The consistency proof between the trees of `from` and `to` events, hex. */
   consistency(from: number, to: number): Promise<string[]>;
+  /** The node's largest signed head of at most `size` events, or null if it has none. */
+  headAtMost?(size: number): Promise<TreeHeadJson | null>;
 }
 
 export type PollResult =
@@ -180,13 +182,8 @@ export class Witness {
     };
     if (head.size === seen.size) return alarm(seen) ?? { status: "unchanged", size: head.size };
     if (head.size < seen.size) {
-      // Against the countersigned head of that size, the newest, and the next larger one (signed earliest of the larger).
-      const same = this.store.head(log, head.size)?.head;
-      const above = this.store.heads(log, head.size + 1, 1)[0]?.head;
-      for (const earlier of [same, seen, above]) {
-        const found = earlier && alarm(earlier);
-        if (found) return found;
-      }
+      const found = this.#againstHeld(log, head, seen, alarm);
+      if (found) return found;
       return {
         status: "error",
         detail:
@@ -203,21 +200,65 @@ export class Witness {
     } catch {
       proof = null;
     }
-    if (proof === null) {
-      return {
-        status: "unproven",
-        detail: `the node's consistency proof from size ${seen.size} to ${head.size} is malformed`,
-      };
+    if (proof !== null && verifyConsistency(seen.size, head.size, proof, seen.root, head.root)) {
+      return this.#countersign(log, publicKey, head);
     }
-    if (!verifyConsistency(seen.size, head.size, proof, seen.root, head.root)) {
-      return {
-        status: "unproven",
-        detail:
-          `the node's consistency proof from size ${seen.size} (root ${hex.encode(seen.root)}) to ` +
-          `${head.size} (root ${hex.encode(head.root)}) does not verify`,
-      };
+    // The proof proves nothing either way; a signed head the node holds might (a restored node's first heads).
+    const signed = await this.#nodeHeadAtMost(source, publicKey, seen.size);
+    if (signed) {
+      const found = this.#againstHeld(log, signed, seen, (earlier) => {
+        const kind = conflictOf(earlier, signed);
+        if (kind === null) return null;
+        const detail =
+          kind === "fork"
+            ? forkDetail(signed.size, earlier.root, signed.root)
+            : rollbackDetail(earlier, signed);
+        return this.#alarm(source, log, publicKey, kind, detail, earlier, signed, proofHex);
+      });
+      if (found) return found;
     }
-    return this.#countersign(log, publicKey, head);
+    return {
+      status: "unproven",
+      detail:
+        proof === null
+          ? `the node's consistency proof from size ${seen.size} to ${head.size} is malformed`
+          : `the node's consistency proof from size ${seen.size} (root ${hex.encode(seen.root)}) to ` +
+            `${head.size} (root ${hex.encode(head.root)}) does not verify`,
+    };
+  }
+
+  /**
+   * A smaller signed head against what this witness holds: the countersigned
+   * head of that size, the newest, and the next larger one (the earliest
+   * signed of the larger). The first conflict, as an alarm, or null.
+   */
+  #againstHeld(
+    log: string,
+    head: TreeHeadRecord,
+    seen: TreeHeadRecord,
+    alarm: (earlier: TreeHeadRecord) => PollResult | null,
+  ): PollResult | null {
+    const same = this.store.head(log, head.size)?.head;
+    const above = this.store.heads(log, head.size + 1, 1)[0]?.head;
+    for (const earlier of [same, seen, above]) {
+      const found = earlier && alarm(earlier);
+      if (found) return found;
+    }
+    return null;
+  }
+
+  /** The node's largest head of at most `size` events, if it serves one signed by the pinned key; never throws. */
+  async #nodeHeadAtMost(source: LogSource, logKey: Uint8Array, size: number): Promise<TreeHeadRecord | null> {
+    if (!source.headAtMost) return null;
+    try {
+      const json = await source.headAtMost(size);
+      if (json === null) return null;
+      const { head, publicKey } = treeHeadFromJson(json);
+      if (b64u.encode(publicKey) !== b64u.encode(logKey) || head.size > size) return null;
+      return verifyTreeHead(publicKey, head) ? head : null;
+    } catch {
+      return null;
+    }
   }
 
   #countersign(log: string, logKey: Uint8Array, head: TreeHeadRecord): PollResult {

@@ -80,6 +80,16 @@ interface CosignatureRow {
   signature: Uint8Array;
 }
 
+const headFromRow = (row: HeadRow | undefined): TreeHeadRecord | null =>
+  row === undefined
+    ? null
+    : {
+        size: row.size,
+        root: new Uint8Array(row.root),
+        timestamp: row.timestamp,
+        signature: new Uint8Array(row.signature),
+      };
+
 const cosignatureFromRow = (r: CosignatureRow): CosignatureRecord => ({
   witness: r.witness,
   witnessKey: new Uint8Array(r.witness_key),
@@ -429,18 +439,19 @@ export class SqliteStore implements Store {
     return this.write({ write: { op: "putTreeHead", head }, events: [] });
   }
 
+  async getTreeHeadAtMost(size: number): Promise<TreeHeadRecord | null> {
+    if (!Number.isSafeInteger(size)) throw new RangeError(`size must be an integer, got ${size}`);
+    return headFromRow(
+      this.read<HeadRow>("SELECT * FROM audit_heads WHERE size <= ? ORDER BY size DESC LIMIT 1", size),
+    );
+  }
+
   async getTreeHead(size?: number): Promise<TreeHeadRecord | null> {
     const row =
       size === undefined
         ? this.read<HeadRow>("SELECT * FROM audit_heads ORDER BY size DESC LIMIT 1")
         : this.read<HeadRow>("SELECT * FROM audit_heads WHERE size = ?", size);
-    if (row === undefined) return null;
-    return {
-      size: row.size,
-      root: new Uint8Array(row.root),
-      timestamp: row.timestamp,
-      signature: new Uint8Array(row.signature),
-    };
+    return headFromRow(row);
   }
 
   async putCosignature(c: CosignatureRecord): Promise<void> {

@@ -369,6 +369,8 @@ export interface Store {
   readSubtreeHashes(refs: readonly { level: number; index: number }[]): Promise<Uint8Array[]>;
   /** Records a signed tree head; a second head for the same size is a StoreConflictError. */
   putTreeHead(head: TreeHeadRecord): Promise<void>;
+  /** The largest head whose size is at most `size` (a witness's question, docs/FORMATS.md §8.3). */
+  getTreeHeadAtMost(size: number): Promise<TreeHeadRecord | null>;
   /** The head of the given size, or the largest one when size is omitted. */
   getTreeHead(size?: number): Promise<TreeHeadRecord | null>;
   /**

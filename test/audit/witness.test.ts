@@ -38,6 +38,8 @@ class FakeLog {
   leaves: Uint8Array[] = [];
   served: TreeHeadJson | null = null;
   proofOverride: string[] | null = null;
+  /** What `headAtMost` answers; by default an honest node's head of that size. */
+  atMost: TreeHeadJson | null | undefined = undefined;
   failing = false;
   constructor(readonly key: Secret = Secret.of(ed25519.utils.randomSecretKey())) {}
   get publicKey() {
@@ -69,6 +71,8 @@ class FakeLog {
       },
       consistency: async (from, to) =>
         this.proofOverride ?? consistencyProof(this.leaves, from, to).map((p) => hex.encode(p)),
+      headAtMost: async (size) =>
+        this.atMost !== undefined ? this.atMost : this.head(Math.min(size, this.leaves.length)),
     };
   }
 }
@@ -228,6 +232,7 @@ describe("Witness", () => {
     const log = new FakeLog().append(5, "a");
     await witness.poll(log.source());
     const forked = log.fork(3).append(6, "b");
+    forked.atMost = null; // and the node holds no signed head that contradicts the witness's
     expect(await witness.poll(forked.source())).toMatchObject({ status: "unproven" });
     expect(await witness.poll(forked.source())).toMatchObject({ status: "unproven" });
     expect(store.evidence()).toEqual([]);
@@ -249,6 +254,25 @@ describe("Witness", () => {
     expect(await witness.poll(log.source())).toEqual({ status: "cosigned", size: 7 });
     expect(store.evidence()).toEqual([]);
     expect(witness.status(["http://node-a"]).alarm).toBe(false);
+  });
+
+  it("a rewritten log that outgrew the witness is caught by the node's own smaller head signed later", async () => {
+    const log = new FakeLog().append(5, "a");
+    await witness.poll(log.source());
+    // Restored from a copy of 3 events, it signed a head of 4 after the witness's 5, then grew past it.
+    const forked = log.fork(3).append(6, "b");
+    forked.atMost = forked.head(4, log.head().timestamp + 50);
+    expect(await witness.poll(forked.source())).toMatchObject({ status: "alarm", kind: "rollback" });
+    await expectAlarm("rollback", [5, 4]);
+    // Signed at the witness's own size with another root: a fork.
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+    dir = mkdtempSync(join(tmpdir(), "custos-witness-"));
+    store = WitnessStore.open(dir);
+    witness = new Witness(store, generateWitnessKey("msk-mirror"), pino({ level: "silent" }), () => clock++);
+    await witness.poll(log.source());
+    forked.atMost = forked.head(5);
+    expect(await witness.poll(forked.source())).toMatchObject({ status: "alarm", kind: "fork" });
   });
 
   it("backs off after failed proofs: the interval doubled per failure, capped", () => {
