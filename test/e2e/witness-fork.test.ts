@@ -10,9 +10,10 @@
  * as evidence, raise the alarm in its log (level error) and on its status
  * endpoint, and stop countersigning; and `custos audit verify --witness` must
  * fail, naming the first forked size. (A rewritten log that outgrew the
- * witness between two polls would give only unverifiable consistency proofs:
- * no countersignature, an error in the witness's status, and the auditor's
- * check below — a bad proof is not evidence, issue 10 finding 18.)
+ * witness between two polls gives only unverifiable consistency proofs, which
+ * are not evidence (issue 10, finding 18); the witness then asks the node for
+ * its largest signed head of at most its own size and finds the restored
+ * node's first head there — test/audit/witness.test.ts.)
  */
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
