@@ -6,20 +6,31 @@
  * signing key is sealed under the root key like any other key and exists only
  * while the node is unsealed; heads are therefore signed only while
  * unsealed, and events logged while sealed (ceremony steps) are covered by the
- * first head after unseal. Proofs are computed from the stored leaf hashes
- * (O(n) per proof, memoised within it).
+ * first head after unseal. Roots and proofs come from the store's subtree
+ * hashes (merkle-subtrees.ts): O(log n) reads each, so no request loads the
+ * log's leaves. Only the first catch-up after a restart reads every leaf, in
+ * pages through a compact range (bounded memory), to check that the stored
+ * events still give the newest signed head.
  */
 
 import { unwrap } from "../crypto/envelope.js";
 import type { KeyHandle } from "../crypto/key-handle.js";
 import { Secret } from "../crypto/secret.js";
 import type { Store, TreeHeadRecord } from "../store/store.js";
-import { consistencyProof, type Hash, inclusionProof, nodeHash, treeHead } from "./merkle.js";
+import { type Hash, nodeHash, treeHead } from "./merkle.js";
+import {
+  consistencyProofFrom,
+  inclusionProofFrom,
+  type SubtreeReader,
+  treeHeadFrom,
+} from "./merkle-subtrees.js";
 import { auditPublicKey, signTreeHead } from "./tree-head.js";
 
 export const AUDIT_SIGNING_KEY = "audit-signing-key";
 export const AUDIT_SIGNING_KEY_CONTEXT = { "custos.record": "audit-signing-key" };
 const SIGN_INTERVAL_MS = 1000;
+/** Leaves per read when the first catch-up after a restart re-checks the whole log. */
+const CATCH_UP_PAGE = 65_536;
 
 /** Roots of perfect subtrees, largest first; their right fold is the RFC 9162 tree head. */
 export class CompactRange {
@@ -60,7 +71,9 @@ export class CompactRange {
 }
 
 export class MerkleLog {
-  #range = new CompactRange();
+  /** The size of the newest head this process signed or checked against the stored events. */
+  #size = 0;
+  readonly #read: SubtreeReader = (refs) => this.store.readSubtreeHashes(refs);
   #key: Secret | null = null;
   #publicKey: Uint8Array | null = null;
   #timer: NodeJS.Timeout | null = null;
@@ -118,42 +131,52 @@ export class MerkleLog {
     const key = this.#key;
     if (key === null) return null;
     const size = await this.store.auditSize();
-    if (size <= this.#range.size) return null;
-    // Advance a copy: the range moves on only over events that checked out.
-    const range = this.#range.clone();
+    if (size <= this.#size) return null;
     const last = await this.store.getTreeHead();
-    if (last !== null && last.size > range.size) {
+    if (last !== null && last.size > this.#size) {
       // First catch up with the newest signed head (after a restart), which
-      // the stored events must still match.
+      // the stored events must still match: their leaves, and the subtrees
+      // that roots and proofs are served from.
       if (last.size > size) {
         throw new Error(
           `the signed head covers ${last.size} events but the log holds ${size}: events were removed`,
         );
       }
-      for (const leaf of await this.store.readLeafHashes(range.size + 1, last.size)) range.append(leaf);
-      if (Buffer.compare(range.root(), last.root) !== 0) {
+      const fromLeaves = await this.#rootOfLeaves(last.size);
+      const fromSubtrees = await treeHeadFrom(this.#read, last.size);
+      if (Buffer.compare(fromLeaves, last.root) !== 0 || Buffer.compare(fromSubtrees, last.root) !== 0) {
         throw new Error(
           `the signed head for size ${last.size} does not match the stored events: the log was altered`,
         );
       }
-      this.#range = range.clone();
+      this.#size = last.size;
     }
-    if (size === range.size) return null;
-    for (const leaf of await this.store.readLeafHashes(range.size + 1, size)) range.append(leaf);
+    if (size === this.#size) return null;
+    const root = await treeHeadFrom(this.#read, size);
     const timestamp = Math.max(this.now(), last ? last.timestamp : 0);
-    const head = signTreeHead(key, size, timestamp, range.root());
+    const head = signTreeHead(key, size, timestamp, root);
     await this.store.putTreeHead(head);
-    this.#range = range;
+    this.#size = size;
     return head;
   }
 
-  async inclusionProof(index: number, size: number): Promise<{ leaf: Hash; proof: Hash[] }> {
-    const leaves = await this.store.readLeafHashes(1, size);
-    return { leaf: leaves[index]!, proof: inclusionProof(leaves, index, size) };
+  /** MTH of the first `size` stored leaves, read a page at a time. */
+  async #rootOfLeaves(size: number): Promise<Hash> {
+    const range = new CompactRange();
+    for (let from = 1; from <= size; from += CATCH_UP_PAGE) {
+      const to = Math.min(size, from + CATCH_UP_PAGE - 1);
+      for (const leaf of await this.store.readLeafHashes(from, to)) range.append(leaf);
+    }
+    return range.root();
   }
 
-  async consistencyProof(from: number, to: number): Promise<Hash[]> {
-    const leaves = await this.store.readLeafHashes(1, to);
-    return consistencyProof(leaves, from, to);
+  /** The leaf hash of event `index + 1` and its RFC 9162 inclusion proof in the tree of `size` events. */
+  inclusionProof(index: number, size: number): Promise<{ leaf: Hash; proof: Hash[] }> {
+    return inclusionProofFrom(this.#read, index, size);
+  }
+
+  /** The RFC 9162 consistency proof between the trees of `from` and `to` events. */
+  consistencyProof(from: number, to: number): Promise<Hash[]> {
+    return consistencyProofFrom(this.#read, from, to);
   }
 }

@@ -10,6 +10,9 @@
  * and size is checked before use, and a proof of the wrong length fails.
  * This module is the log's foundation for signed tree heads and witnesses
  * (the audit issue); the hash chain (chain.ts) remains the store's record.
+ * The node itself serves proofs from stored subtree hashes in O(log n) reads
+ * (merkle-subtrees.ts); the generators here, over an array of leaves, are the
+ * reference those are property-tested against, and serve offline tools.
  */
 import { createHash } from "node:crypto";
 

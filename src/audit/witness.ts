@@ -6,18 +6,23 @@
  * with merkle.ts). The design choice is that the witness trusts nothing but
  * its own record: every decision compares what the node serves now with what
  * the witness already signed, so a node that forks its log (two roots for one
- * size), rolls it back (a smaller head) or rewrites it (a proof that does not
- * verify) is caught by its own signatures. Such a finding is stored as
- * evidence (both signed heads), logged at level error, shown on the status
- * endpoint, and the witness stops countersigning that log for good. Network
- * failures and malformed answers are only errors: they prove nothing.
+ * size) or rolls it back (a smaller head signed later) is caught by its own
+ * signatures (witness-conflict.ts says exactly when two heads conflict). Such
+ * a finding is stored as evidence (both signed heads), logged at level error,
+ * shown on the status endpoint, and the witness stops countersigning that log
+ * for good. Everything else is only an error, because it proves nothing: a
+ * network failure, a malformed answer, an older head served again, and a
+ * consistency proof that is malformed or does not verify — the witness does
+ * not countersign, logs it, and tries again, after a failed proof with an
+ * exponential backoff, so one spoiled answer cannot silence it forever.
  */
 import type { Logger } from "pino";
-import { b64u, constantTimeEqual, hex } from "../crypto/bytes.js";
+import { b64u, hex } from "../crypto/bytes.js";
 import type { TreeHeadRecord } from "../store/store.js";
 import { cosign } from "./cosignature.js";
 import { verifyConsistency } from "./merkle.js";
 import { type TreeHeadJson, treeHeadFromJson, treeHeadToJson, verifyTreeHead } from "./tree-head.js";
+import { conflictOf, evidenceProvesConflict } from "./witness-conflict.js";
 import type { WitnessKey } from "./witness-key.js";
 import type { EvidenceKind, WitnessStore } from "./witness-store.js";
 
@@ -29,6 +34,8 @@ export interface LogSource {
   head(): Promise<TreeHeadJson>;
   /** The consistency proof between the trees of `from` and `to` events, hex. */
   consistency(from: number, to: number): Promise<string[]>;
+  /** The node's largest signed head of at most `size` events, or null if it has none. */
+  headAtMost?(size: number): Promise<TreeHeadJson | null>;
 }
 
 export type PollResult =
@@ -37,11 +44,25 @@ export type PollResult =
   | { status: "refused"; problem: "wrong_key" | "bad_signature" | "malformed_head"; detail: string }
   | { status: "alarm"; kind: EvidenceKind; detail: string; evidence: number }
   | { status: "halted"; detail: string }
+  /** The node's consistency proof is malformed or does not verify: not evidence; retried with backoff. */
+  | { status: "unproven"; detail: string }
   | { status: "error"; detail: string };
 
 interface LogState {
   lastPollAt: number | null;
   lastError: string | null;
+  /** Consecutive polls whose consistency proof did not check out (the backoff's exponent). */
+  proofFailures: number;
+}
+
+/** Backoff after failed proofs: the interval doubled per failure, at most 2^6 times, and at most ten minutes. */
+const BACKOFF_MAX_DOUBLINGS = 6;
+const BACKOFF_CAP_MS = 600_000;
+
+export function retryDelayMs(intervalMs: number, proofFailures: number): number {
+  if (proofFailures <= 0) return intervalMs;
+  const backoff = intervalMs * 2 ** Math.min(proofFailures, BACKOFF_MAX_DOUBLINGS);
+  return Math.max(intervalMs, Math.min(backoff, BACKOFF_CAP_MS));
 }
 
 export interface WitnessLogStatus {
@@ -67,8 +88,9 @@ const why = (err: unknown) => (err instanceof Error ? err.message : String(err))
 
 export class Witness {
   readonly #state = new Map<string, LogState>();
-  #timer: NodeJS.Timeout | null = null;
-  #running: Promise<unknown> = Promise.resolve();
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #stopped = true;
 
   constructor(
     readonly store: WitnessStore,
@@ -79,14 +101,23 @@ export class Witness {
 
   /** Checks the node's current head and countersigns it if it extends what this witness signed. */
   async poll(source: LogSource): Promise<PollResult> {
-    const state = this.#state.get(source.url) ?? { lastPollAt: null, lastError: null };
+    const state = this.#state.get(source.url) ?? { lastPollAt: null, lastError: null, proofFailures: 0 };
     this.#state.set(source.url, state);
     state.lastPollAt = this.now();
     const result = await this.#check(source).catch(
       (err: unknown): PollResult => ({ status: "error", detail: why(err) }),
     );
     state.lastError = result.status === "cosigned" || result.status === "unchanged" ? null : result.detail;
-    if (result.status === "refused") {
+    if (result.status === "unproven") state.proofFailures++;
+    else if (result.status === "cosigned" || result.status === "unchanged") state.proofFailures = 0;
+    if (result.status === "unproven") {
+      // Still not evidence after many tries, but someone must look: the log is no longer being witnessed.
+      const level = state.proofFailures > BACKOFF_MAX_DOUBLINGS ? "error" : "warn";
+      this.log[level](
+        { url: source.url, failures: state.proofFailures },
+        `witness could not verify the node's consistency proof (not evidence; not countersigning; retrying with backoff): ${result.detail}`,
+      );
+    } else if (result.status === "refused") {
       this.log.error(
         { url: source.url, problem: result.problem },
         `witness refused a head: ${result.detail}`,
@@ -135,48 +166,99 @@ export class Witness {
       };
     }
     const log = pinned;
-    const alarms = this.store.evidence(log);
-    if (alarms.length > 0) {
-      return { status: "halted", detail: `not countersigning ${log}: ${alarms[0]!.kind} found earlier` };
+    const proven = this.store.evidence(log).find(evidenceProvesConflict);
+    if (proven) {
+      return { status: "halted", detail: `not countersigning ${log}: ${proven.kind} found earlier` };
     }
     const last = this.store.head(log);
     if (last === null) return this.#countersign(log, publicKey, head);
     const seen = last.head;
-    const alarm = (kind: EvidenceKind, detail: string, earlier: TreeHeadRecord, proof: string[] | null) =>
-      this.#alarm(source, log, publicKey, kind, detail, earlier, head, proof);
-    if (head.size === seen.size) {
-      if (constantTimeEqual(head.root, seen.root)) return { status: "unchanged", size: head.size };
-      return alarm("fork", forkDetail(head.size, seen.root, head.root), seen, null);
-    }
+    const alarm = (earlier: TreeHeadRecord) => {
+      const kind = conflictOf(earlier, head);
+      if (kind === null) return null;
+      const detail =
+        kind === "fork" ? forkDetail(head.size, earlier.root, head.root) : rollbackDetail(earlier, head);
+      return this.#alarm(source, log, publicKey, kind, detail, earlier, head, null);
+    };
+    if (head.size === seen.size) return alarm(seen) ?? { status: "unchanged", size: head.size };
     if (head.size < seen.size) {
-      const same = this.store.head(log, head.size)?.head;
-      if (same && !constantTimeEqual(same.root, head.root)) {
-        return alarm("fork", forkDetail(head.size, same.root, head.root), same, null);
-      }
-      return alarm(
-        "rollback",
-        `rollback: the node serves a head of size ${head.size} after this witness countersigned size ${seen.size}`,
-        seen,
-        null,
-      );
+      const found = this.#againstHeld(log, head, seen, alarm);
+      if (found) return found;
+      return {
+        status: "error",
+        detail:
+          `the node serves a head of size ${head.size}, older than the head of size ${seen.size} this witness ` +
+          "countersigned, and signed no later: a replayed or cached answer, not evidence",
+      };
     }
+    const later = alarm(seen);
+    if (later) return later;
     const proofHex = await source.consistency(seen.size, head.size);
-    let proof: Uint8Array[] | null;
+    let proof: Uint8Array[] | null = null;
     try {
-      proof = proofHex.map((p, i) => hex.decode(p, `proof[${i}]`));
+      if (Array.isArray(proofHex)) proof = proofHex.map((p, i) => hex.decode(p, `proof[${i}]`));
     } catch {
       proof = null;
     }
-    if (proof === null || !verifyConsistency(seen.size, head.size, proof, seen.root, head.root)) {
-      return alarm(
-        "inconsistent",
-        `inconsistent: the head of size ${head.size} (root ${hex.encode(head.root)}) does not extend the ` +
-          `head of size ${seen.size} (root ${hex.encode(seen.root)}) this witness countersigned`,
-        seen,
-        proofHex,
-      );
+    if (proof !== null && verifyConsistency(seen.size, head.size, proof, seen.root, head.root)) {
+      return this.#countersign(log, publicKey, head);
     }
-    return this.#countersign(log, publicKey, head);
+    // The proof proves nothing either way; a signed head the node holds might (a restored node's first heads).
+    const signed = await this.#nodeHeadAtMost(source, publicKey, seen.size);
+    if (signed) {
+      const found = this.#againstHeld(log, signed, seen, (earlier) => {
+        const kind = conflictOf(earlier, signed);
+        if (kind === null) return null;
+        const detail =
+          kind === "fork"
+            ? forkDetail(signed.size, earlier.root, signed.root)
+            : rollbackDetail(earlier, signed);
+        return this.#alarm(source, log, publicKey, kind, detail, earlier, signed, proofHex);
+      });
+      if (found) return found;
+    }
+    return {
+      status: "unproven",
+      detail:
+        proof === null
+          ? `the node's consistency proof from size ${seen.size} to ${head.size} is malformed`
+          : `the node's consistency proof from size ${seen.size} (root ${hex.encode(seen.root)}) to ` +
+            `${head.size} (root ${hex.encode(head.root)}) does not verify`,
+    };
+  }
+
+  /**
+   * A smaller signed head against what this witness holds: the countersigned
+   * head of that size, the newest, and the next larger one (the earliest
+   * signed of the larger). The first conflict, as an alarm, or null.
+   */
+  #againstHeld(
+    log: string,
+    head: TreeHeadRecord,
+    seen: TreeHeadRecord,
+    alarm: (earlier: TreeHeadRecord) => PollResult | null,
+  ): PollResult | null {
+    const same = this.store.head(log, head.size)?.head;
+    const above = this.store.heads(log, head.size + 1, 1)[0]?.head;
+    for (const earlier of [same, seen, above]) {
+      const found = earlier && alarm(earlier);
+      if (found) return found;
+    }
+    return null;
+  }
+
+  /** The node's largest head of at most `size` events, if it serves one signed by the pinned key; never throws. */
+  async #nodeHeadAtMost(source: LogSource, logKey: Uint8Array, size: number): Promise<TreeHeadRecord | null> {
+    if (!source.headAtMost) return null;
+    try {
+      const json = await source.headAtMost(size);
+      if (json === null) return null;
+      const { head, publicKey } = treeHeadFromJson(json);
+      if (b64u.encode(publicKey) !== b64u.encode(logKey) || head.size > size) return null;
+      return verifyTreeHead(publicKey, head) ? head : null;
+    } catch {
+      return null;
+    }
   }
 
   #countersign(log: string, logKey: Uint8Array, head: TreeHeadRecord): PollResult {
@@ -222,7 +304,7 @@ export class Witness {
     const logs = urls.map((url): WitnessLogStatus => {
       const log = this.store.pinnedLog(url);
       const latest = log === null ? null : this.store.head(log);
-      const first = log === null ? undefined : this.store.evidence(log)[0];
+      const first = log === null ? undefined : this.store.evidence(log).find(evidenceProvesConflict);
       const state = this.#state.get(url);
       return {
         log,
@@ -244,24 +326,45 @@ export class Witness {
     };
   }
 
-  /** Polls every source now and then every `intervalMs`, one poll of each at a time. */
+  /**
+   * Polls every source now and then every `intervalMs`, one poll of each at a
+   * time; after failed consistency proofs a source waits longer
+   * (`retryDelayMs`), and a good poll brings it back to the interval.
+   */
   start(sources: readonly LogSource[], intervalMs: number): void {
-    const round = () => {
-      this.#running = Promise.all(sources.map((s) => this.poll(s))).finally(() => {
-        if (this.#timer !== null) this.#timer = setTimeout(round, intervalMs);
-      });
-    };
-    this.#timer = setTimeout(round, 0);
+    this.#stopped = false;
+    for (const source of sources) {
+      const next = () => {
+        if (this.#stopped) return;
+        const run = this.poll(source).finally(() => {
+          this.#inFlight.delete(run);
+          if (this.#stopped) return;
+          const failures = this.#state.get(source.url)?.proofFailures ?? 0;
+          this.#timers.set(source.url, setTimeout(next, retryDelayMs(intervalMs, failures)));
+        });
+        this.#inFlight.add(run);
+      };
+      this.#timers.set(source.url, setTimeout(next, 0));
+    }
   }
 
-  /** Stops polling and waits for a poll in flight. */
+  /** Stops polling and waits for the polls in flight. */
   async stop(): Promise<void> {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-    await this.#running.catch(() => undefined);
+    this.#stopped = true;
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+    await Promise.all([...this.#inFlight].map((p) => p.catch(() => undefined)));
   }
 }
 
 function forkDetail(size: number, seen: Uint8Array, now: Uint8Array): string {
   return `fork: two heads of size ${size} signed by the node, roots ${hex.encode(seen)} (countersigned) and ${hex.encode(now)}`;
+}
+
+function rollbackDetail(earlier: TreeHeadRecord, now: TreeHeadRecord): string {
+  const [small, large] = earlier.size < now.size ? [earlier, now] : [now, earlier];
+  return (
+    `rollback: the node signed a head of size ${small.size} at ${small.timestamp}, later than its head of ` +
+    `size ${large.size} at ${large.timestamp} (countersigned ${earlier === large ? "the larger" : "the smaller"}): the log shrank`
+  );
 }

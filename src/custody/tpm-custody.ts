@@ -37,6 +37,7 @@ import {
   type TpmSealRecord,
   unsealFromTpm,
 } from "../protect/tpm-seal.js";
+import { resettablePcrProblem } from "../tpm/resettable-pcrs.js";
 import type { RootSource, SealManager } from "./seal.js";
 
 const FILE_FORMAT = "custos-tpm-seal-config/v1";
@@ -177,15 +178,8 @@ export class TpmCustody {
     const list = PcrList.safeParse([...new Set(pcrs)].sort((a, b) => a - b));
     if (!list.success)
       throw new CustosError(400, "invalid_pcrs", "pcrs must be 1 to 24 PCR indices in 0..23");
-    // PCR 16 (debug) and 23 (application) can be reset by any software on the machine.
-    const resettable = list.data.filter((p) => p === 16 || p === 23);
-    if (resettable.length) {
-      throw new CustosError(
-        400,
-        "invalid_pcrs",
-        `PCR ${resettable.join(", ")} can be reset by software; a seal bound to it protects nothing`,
-      );
-    }
+    const resettable = resettablePcrProblem(list.data);
+    if (resettable) throw new CustosError(400, "invalid_pcrs", resettable);
     const same = this.#file?.state === "active" && this.#file.pcrs.join() === list.data.join();
     if (!same) {
       this.#write({

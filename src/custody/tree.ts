@@ -16,6 +16,7 @@
 import { z } from "zod";
 import { CustosError } from "../errors.js";
 import type { SealConfig } from "../store/store.js";
+import { resettablePcrProblem } from "../tpm/resettable-pcrs.js";
 import { CUSTODIAN_ID_RE } from "./custodian-key.js";
 
 export const MAX_TREE_DEPTH = 6;
@@ -142,7 +143,8 @@ export function leaves(tree: GateInput | GateRecord, path = ROOT_PATH): Leaf[] {
 
 /**
  * What zod cannot say: depth, the threshold within each gate, one place per
- * custodian, repository and TPM in the whole tree, one key per custodian.
+ * custodian, repository and TPM in the whole tree, one key per custodian, no
+ * software-resettable PCR on a tpm leaf (the TPM seal's rule, tpm/resettable-pcrs.ts).
  * Throws a 400 naming the gate or leaf at fault.
  */
 export function checkTree(tree: GateInput | GateRecord): void {
@@ -172,6 +174,8 @@ export function checkTree(tree: GateInput | GateRecord): void {
     const earlier = seen.get(label);
     if (earlier) bad(`${label} appears twice (${earlier} and ${leaf.path}); each holder has one place`);
     seen.set(label, leaf.path);
+    const resettable = leaf.pcrs ? resettablePcrProblem(leaf.pcrs) : null;
+    if (resettable) bad(`${leaf.path}: ${resettable}`);
     if (leaf.publicKey) {
       const other = keys.get(leaf.publicKey);
       if (other) bad(`${leaf.path} has the same public key as ${other}`);

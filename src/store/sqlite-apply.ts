@@ -17,6 +17,7 @@ import { CustodyWrites } from "./sqlite-custody.js";
 import type { UnitFailure, WriteOp, WriteUnit } from "./sqlite-protocol.js";
 import { ReviewWrites } from "./sqlite-reviews.js";
 import { type KeyRow, keyFromRow, keyToRow, keyVersionToRow, sealConfigToRow } from "./sqlite-rows.js";
+import { SubtreeWrites } from "./sqlite-subtrees.js";
 import { TokenWrites } from "./sqlite-tokens.js";
 
 /** An expected refusal of one unit; its batch neighbours are unaffected. */
@@ -51,12 +52,14 @@ export class WriteApplier {
   private readonly custody: CustodyWrites;
   private readonly approvals: ApprovalWrites;
   private readonly tokens: TokenWrites;
+  private readonly subtrees: SubtreeWrites;
 
   constructor(private readonly db: Database.Database) {
     this.reviews = new ReviewWrites(db, (message) => new UnitConflict(message));
     this.custody = new CustodyWrites(db, (message) => new UnitConflict(message));
     this.approvals = new ApprovalWrites(db, (message) => new UnitConflict(message));
     this.tokens = new TokenWrites(db, (message) => new UnitConflict(message));
+    this.subtrees = new SubtreeWrites(db);
     this.sealConfigExists = db.prepare("SELECT 1 FROM seal_config");
     this.insertSealConfig = db.prepare(
       `INSERT INTO seal_config (id, init_id, threshold, shares, custodians, kcv, root_generation, created_at)
@@ -248,6 +251,7 @@ export class WriteApplier {
     for (const input of events) {
       const next = appendEvent(h, input);
       const e = next.chained.event;
+      const leaf = leafHash(Buffer.from(next.chained.canonical, "utf8"));
       this.insertAudit.run(
         e.seq,
         e.time,
@@ -258,8 +262,10 @@ export class WriteApplier {
         e.decision,
         next.chained.canonical,
         next.head.hash,
-        leafHash(Buffer.from(next.chained.canonical, "utf8")),
+        leaf,
       );
+      // The Merkle subtrees this event completes, in the same transaction (sqlite-subtrees.ts).
+      this.subtrees.leafAdded(e.seq, leaf);
       for (const hmac of Object.values(e.context ?? {})) this.insertSubject.run(hmac, e.seq);
       h = next.head;
     }

@@ -11,9 +11,10 @@ import type Database from "better-sqlite3";
 import { APPROVALS_SCHEMA } from "./sqlite-approvals.js";
 import type { WriterOptions } from "./sqlite-protocol.js";
 import { REVIEWS_SCHEMA } from "./sqlite-reviews.js";
+import { backfillSubtrees, SUBTREES_SCHEMA } from "./sqlite-subtrees.js";
 import { addTokenColumns } from "./sqlite-tokens.js";
 
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 
 const SCHEMA_V1 = `
 CREATE TABLE seal_config (
@@ -181,6 +182,16 @@ function migrateToV7(db: Database.Database): void {
   }).immediate();
 }
 
+// Version 8: the Merkle log's stored subtrees (src/store/sqlite-subtrees.ts),
+// backfilled from the events already in the file, in the same transaction.
+function migrateToV8(db: Database.Database): void {
+  db.transaction(() => {
+    db.exec(SUBTREES_SCHEMA);
+    backfillSubtrees(db);
+    db.pragma("user_version = 8");
+  }).immediate();
+}
+
 /** Settings for the writer connection: WAL, and a commit is durable when it returns. */
 export function configureWriter(db: Database.Database, options: WriterOptions): void {
   const mode = db.pragma("journal_mode = WAL", { simple: true });
@@ -214,8 +225,9 @@ export function migrate(db: Database.Database): void {
   if (version === 1 || version === 2 || version === 3) migrateToV4(db);
   if (version === 1 || version === 2 || version === 3 || version === 4) migrateToV5(db);
   if (typeof version === "number" && version >= 1 && version <= 5) migrateToV6(db);
-  if (typeof version === "number" && version >= 1 && version <= 6) {
-    migrateToV7(db);
+  if (typeof version === "number" && version >= 1 && version <= 6) migrateToV7(db);
+  if (typeof version === "number" && version >= 1 && version <= 7) {
+    migrateToV8(db);
     return;
   }
   if (version !== 0) {
@@ -234,6 +246,7 @@ export function migrate(db: Database.Database): void {
     db.exec(REVIEWS_SCHEMA);
     db.exec(APPROVALS_SCHEMA);
     addTokenColumns(db);
+    db.exec(SUBTREES_SCHEMA);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 }

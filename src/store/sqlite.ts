@@ -34,6 +34,7 @@ import {
   type SealConfigRow,
   sealConfigFromRow,
 } from "./sqlite-rows.js";
+import { SUBTREE_SQL } from "./sqlite-subtrees.js";
 import { LIST_TOKENS_SQL, type TokenRow, tokenFromRow } from "./sqlite-tokens.js";
 import {
   type ApprovalDenial,
@@ -77,6 +78,16 @@ interface CosignatureRow {
   cosigned_at: number;
   signature: Uint8Array;
 }
+
+const headFromRow = (row: HeadRow | undefined): TreeHeadRecord | null =>
+  row === undefined
+    ? null
+    : {
+        size: row.size,
+        root: new Uint8Array(row.root),
+        timestamp: row.timestamp,
+        signature: new Uint8Array(row.signature),
+      };
 
 const cosignatureFromRow = (r: CosignatureRow): CosignatureRecord => ({
   witness: r.witness,
@@ -409,6 +420,27 @@ export class SqliteStore implements Store {
     return rows.map((r) => new Uint8Array(r.leaf));
   }
 
+  async readSubtreeHashes(refs: readonly { level: number; index: number }[]): Promise<Uint8Array[]> {
+    if (!Array.isArray(refs) || refs.length > 128) throw new RangeError("ask for 0 to 128 subtrees");
+    return refs.map(({ level, index }) => {
+      if (
+        !Number.isSafeInteger(level) ||
+        level < 0 ||
+        level > 62 ||
+        !Number.isSafeInteger(index) ||
+        index < 0
+      ) {
+        throw new RangeError(`subtree ${level}/${index} is not valid`);
+      }
+      const row =
+        level === 0
+          ? this.read<{ hash: Uint8Array }>(SUBTREE_SQL.leaf, index + 1)
+          : this.read<{ hash: Uint8Array }>(SUBTREE_SQL.node, level, index);
+      if (row === undefined) throw new RangeError(`the log holds no complete subtree ${level}/${index}`);
+      return new Uint8Array(row.hash);
+    });
+  }
+
   async putTreeHead(head: TreeHeadRecord): Promise<void> {
     if (!Number.isSafeInteger(head.size) || head.size < 1) throw new RangeError("head.size must be ≥ 1");
     if (!(head.root instanceof Uint8Array) || head.root.length !== 32)
@@ -419,18 +451,19 @@ export class SqliteStore implements Store {
     return this.write({ write: { op: "putTreeHead", head }, events: [] });
   }
 
+  async getTreeHeadAtMost(size: number): Promise<TreeHeadRecord | null> {
+    if (!Number.isSafeInteger(size)) throw new RangeError(`size must be an integer, got ${size}`);
+    return headFromRow(
+      this.read<HeadRow>("SELECT * FROM audit_heads WHERE size <= ? ORDER BY size DESC LIMIT 1", size),
+    );
+  }
+
   async getTreeHead(size?: number): Promise<TreeHeadRecord | null> {
     const row =
       size === undefined
         ? this.read<HeadRow>("SELECT * FROM audit_heads ORDER BY size DESC LIMIT 1")
         : this.read<HeadRow>("SELECT * FROM audit_heads WHERE size = ?", size);
-    if (row === undefined) return null;
-    return {
-      size: row.size,
-      root: new Uint8Array(row.root),
-      timestamp: row.timestamp,
-      signature: new Uint8Array(row.signature),
-    };
+    return headFromRow(row);
   }
 
   async putCosignature(c: CosignatureRecord): Promise<void> {

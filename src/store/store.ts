@@ -371,8 +371,17 @@ export interface Store {
   auditSize(): Promise<number>;
   /** RFC 9162 leaf hashes of events `fromSeq`..`toSeq` (inclusive), in order. */
   readLeafHashes(fromSeq: number, toSeq: number): Promise<Uint8Array[]>;
+  /**
+   * Hashes of complete, aligned subtrees of the Merkle log, in the order
+   * asked: (level, index) covers leaves [index·2^level, (index+1)·2^level),
+   * level 0 being the leaf hash of event index + 1. At most 128 per call;
+   * RangeError for a subtree the log does not (yet) hold.
+   */
+  readSubtreeHashes(refs: readonly { level: number; index: number }[]): Promise<Uint8Array[]>;
   /** Records a signed tree head; a second head for the same size is a StoreConflictError. */
   putTreeHead(head: TreeHeadRecord): Promise<void>;
+  /** The largest head whose size is at most `size` (a witness's question, docs/FORMATS.md §8.3). */
+  getTreeHeadAtMost(size: number): Promise<TreeHeadRecord | null>;
   /** The head of the given size, or the largest one when size is omitted. */
   getTreeHead(size?: number): Promise<TreeHeadRecord | null>;
   /**

@@ -131,6 +131,20 @@ describe("audit HTTP endpoints", () => {
     expect(verifyConsistency(h1.size, head.size, cproof, h1.root, head.root)).toBe(true);
   });
 
+  it("serves the largest signed head of at most N events (atMost), for witnesses", async () => {
+    await t.node.merkle.signPending();
+    const h1 = (await t.node.store.getTreeHead())!;
+    await get("/v1/keys");
+    await t.node.merkle.signPending();
+    const h2 = (await t.node.store.getTreeHead())!;
+    expect(h2.size).toBeGreaterThan(h1.size);
+    const at = await get(`/v1/audit/head?atMost=${h2.size - 1}`);
+    expect(at.status).toBe(200);
+    expect(at.body.size).toBe(h1.size);
+    expect((await get(`/v1/audit/head?atMost=${h2.size + 5}`)).body.size).toBe(h2.size);
+    expect((await get(`/v1/audit/head?atMost=1&size=1`)).status).toBe(400);
+  });
+
   it("refuses proofs beyond the log or with inverted bounds, with 4xx", async () => {
     const size = await t.node.store.auditSize();
     expect((await get(`/v1/audit/proof/inclusion?index=0&size=${size + 10}`)).status).toBe(404);

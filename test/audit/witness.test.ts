@@ -3,10 +3,12 @@
  * signs real heads and serves real RFC 9162 consistency proofs: it pins the
  * log's key on first sight and countersigns; countersigns growth only with a
  * valid proof; refuses another key, a bad signature and a mismatched explicit
- * pin without raising an alarm; and on a fork (same size, other root), a
- * rollback (smaller head) or an inconsistent proof it keeps both signed heads
- * as evidence, logs an error, shows the alarm and countersigns nothing more.
- * Then its HTTP API, through `app.request()`.
+ * pin without raising an alarm; on a fork (same size, other root) or a
+ * rollback (a smaller head signed later) it keeps both signed heads as
+ * evidence, logs an error, shows the alarm and countersigns nothing more; a
+ * proof that is malformed or does not verify, and an older head served again,
+ * are only errors (issue 10, finding 18): no alarm, and countersigning goes on
+ * once the node answers well. Then its HTTP API, through `app.request()`.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,7 +27,7 @@ import {
   treeHeadToJson,
   verifyTreeHead,
 } from "../../src/audit/tree-head.js";
-import { type LogSource, Witness } from "../../src/audit/witness.js";
+import { type LogSource, retryDelayMs, Witness } from "../../src/audit/witness.js";
 import { generateWitnessKey } from "../../src/audit/witness-key.js";
 import { WitnessStore } from "../../src/audit/witness-store.js";
 import { b64u, hex, utf8 } from "../../src/crypto/bytes.js";
@@ -36,6 +38,8 @@ class FakeLog {
   leaves: Uint8Array[] = [];
   served: TreeHeadJson | null = null;
   proofOverride: string[] | null = null;
+  /** What `headAtMost` answers; by default an honest node's head of that size. */
+  atMost: TreeHeadJson | null | undefined = undefined;
   failing = false;
   constructor(readonly key: Secret = Secret.of(ed25519.utils.randomSecretKey())) {}
   get publicKey() {
@@ -67,6 +71,8 @@ class FakeLog {
       },
       consistency: async (from, to) =>
         this.proofOverride ?? consistencyProof(this.leaves, from, to).map((p) => hex.encode(p)),
+      headAtMost: async (size) =>
+        this.atMost !== undefined ? this.atMost : this.head(Math.min(size, this.leaves.length)),
     };
   }
 }
@@ -180,12 +186,36 @@ describe("Witness", () => {
     expect(newest(log)!.head.size).toBe(6);
   });
 
-  it("on a rollback (a smaller head) keeps both heads and alarms", async () => {
+  it("on a rollback (a smaller head signed later) keeps both heads and alarms", async () => {
     const log = new FakeLog().append(8, "a");
     await witness.poll(log.source());
-    log.served = log.head(5);
+    log.served = log.head(5, log.head().timestamp + 1);
     expect(await witness.poll(log.source())).toMatchObject({ status: "alarm", kind: "rollback" });
     await expectAlarm("rollback", [8, 5]);
+  });
+
+  it("a larger head signed before the countersigned one is a rollback too", async () => {
+    const log = new FakeLog().append(5, "a");
+    await witness.poll(log.source());
+    log.append(3, "a");
+    log.served = log.head(8, log.head(5).timestamp - 1);
+    expect(await witness.poll(log.source())).toMatchObject({ status: "alarm", kind: "rollback" });
+    await expectAlarm("rollback", [5, 8]);
+  });
+
+  it("an older head served again (replayed, cached) is an error, not an alarm", async () => {
+    const log = new FakeLog().append(3, "a");
+    await witness.poll(log.source());
+    log.append(5, "a");
+    await witness.poll(log.source());
+    log.served = log.head(3);
+    expect(await witness.poll(log.source())).toMatchObject({ status: "error" });
+    log.served = log.head(5); // never countersigned, signed no later than size 8: still not evidence
+    expect(await witness.poll(log.source())).toMatchObject({ status: "error" });
+    expect(store.evidence()).toEqual([]);
+    log.served = null;
+    log.append(1, "a");
+    expect(await witness.poll(log.source())).toEqual({ status: "cosigned", size: 9 });
   });
 
   it("a smaller head with another root than one countersigned at that size is a fork", async () => {
@@ -198,21 +228,76 @@ describe("Witness", () => {
     await expectAlarm("fork", [3, 3]);
   });
 
-  it("on growth without a valid consistency proof (rewritten history) keeps both heads and the proof", async () => {
+  it("finding 18: growth without a valid consistency proof is unproven, not evidence: no alarm, nothing countersigned", async () => {
     const log = new FakeLog().append(5, "a");
     await witness.poll(log.source());
     const forked = log.fork(3).append(6, "b");
-    expect(await witness.poll(forked.source())).toMatchObject({ status: "alarm", kind: "inconsistent" });
-    await expectAlarm("inconsistent", [5, 9]);
-    expect(store.evidence()[0]!.proof!.length).toBeGreaterThan(0);
+    forked.atMost = null; // and the node holds no signed head that contradicts the witness's
+    expect(await witness.poll(forked.source())).toMatchObject({ status: "unproven" });
+    expect(await witness.poll(forked.source())).toMatchObject({ status: "unproven" });
+    expect(store.evidence()).toEqual([]);
+    expect(newest(log)!.head.size).toBe(5);
+    expect(witness.status(["http://node-a"]).logs[0]).toMatchObject({ alarm: null, size: 5 });
+    expect(witness.status(["http://node-a"]).logs[0]!.lastError).toMatch(/does not verify/);
+    expect(logged.some((l) => l.level === 40 && /consistency proof/.test(l.msg))).toBe(true);
   });
 
-  it("a garbled proof is also inconsistent", async () => {
+  it("finding 18: a garbled or wrong proof is retried, and countersigning resumes with a good one", async () => {
     const log = new FakeLog().append(5, "a");
     await witness.poll(log.source());
     log.append(2, "a");
-    log.proofOverride = ["zz"];
-    expect(await witness.poll(log.source())).toMatchObject({ status: "alarm", kind: "inconsistent" });
+    for (const bad of [["zz"], [hex.encode(new Uint8Array(32).fill(1))], []]) {
+      log.proofOverride = bad;
+      expect(await witness.poll(log.source()), JSON.stringify(bad)).toMatchObject({ status: "unproven" });
+    }
+    log.proofOverride = null;
+    expect(await witness.poll(log.source())).toEqual({ status: "cosigned", size: 7 });
+    expect(store.evidence()).toEqual([]);
+    expect(witness.status(["http://node-a"]).alarm).toBe(false);
+  });
+
+  it("a rewritten log that outgrew the witness is caught by the node's own smaller head signed later", async () => {
+    const log = new FakeLog().append(5, "a");
+    await witness.poll(log.source());
+    // Restored from a copy of 3 events, it signed a head of 4 after the witness's 5, then grew past it.
+    const forked = log.fork(3).append(6, "b");
+    forked.atMost = forked.head(4, log.head().timestamp + 50);
+    expect(await witness.poll(forked.source())).toMatchObject({ status: "alarm", kind: "rollback" });
+    await expectAlarm("rollback", [5, 4]);
+    // Signed at the witness's own size with another root: a fork.
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+    dir = mkdtempSync(join(tmpdir(), "custos-witness-"));
+    store = WitnessStore.open(dir);
+    witness = new Witness(store, generateWitnessKey("msk-mirror"), pino({ level: "silent" }), () => clock++);
+    await witness.poll(log.source());
+    forked.atMost = forked.head(5);
+    expect(await witness.poll(forked.source())).toMatchObject({ status: "alarm", kind: "fork" });
+  });
+
+  it("backs off after failed proofs: the interval doubled per failure, capped", () => {
+    expect([0, 1, 2, 3].map((n) => retryDelayMs(1000, n))).toEqual([1000, 2000, 4000, 8000]);
+    expect(retryDelayMs(1000, 50)).toBe(64_000);
+    expect(retryDelayMs(60_000, 10)).toBe(600_000);
+    expect(retryDelayMs(900_000, 3)).toBe(900_000);
+  });
+
+  it("evidence an earlier version recorded for a failed proof does not stop countersigning", async () => {
+    const log = new FakeLog().append(5, "a");
+    await witness.poll(log.source());
+    const forked = log.fork(3).append(6, "b");
+    store.addEvidence({
+      log: b64u.encode(log.publicKey),
+      kind: "inconsistent",
+      detail: "inconsistent: (recorded by an earlier version)",
+      seen: log.head(5),
+      conflicting: forked.head(),
+      proof: ["zz"],
+      recordedAt: 1,
+    });
+    log.append(2, "a");
+    expect(await witness.poll(log.source())).toEqual({ status: "cosigned", size: 7 });
+    expect(witness.status(["http://node-a"]).alarm).toBe(false);
   });
 
   it("keeps logs apart: an alarm on one log does not stop countersigning another", async () => {
@@ -220,7 +305,7 @@ describe("Witness", () => {
     const b = new FakeLog().append(2, "b");
     await witness.poll(a.source("http://node-a"));
     await witness.poll(b.source("http://node-b"));
-    a.served = a.head(3);
+    a.served = a.head(3, a.head().timestamp + 1);
     expect(await witness.poll(a.source("http://node-a"))).toMatchObject({
       status: "alarm",
       kind: "rollback",

@@ -148,14 +148,16 @@ describe("two witnesses countersign a node, and both catch it rewriting history"
     rmSync(data, { recursive: true, force: true });
     cpSync(copy, data, { recursive: true });
     await startNode();
-    await createKeys("forged", signedBefore - copySize + 5);
+    // The restored node's first heads are smaller than what the witnesses signed, yet signed later:
+    // two conflicting signed heads (FORMATS §8.3). Only then does the forged history outgrow them.
     for (const url of urls) {
       await vi.waitFor(async () => expect((await status(url)).alarm).toBe(true), {
-        timeout: 20_000,
+        timeout: 30_000,
         interval: 100,
       });
-      expect(["fork", "rollback", "inconsistent"]).toContain((await status(url)).logs[0]!.alarm!.kind);
+      expect(["fork", "rollback"]).toContain((await status(url)).logs[0]!.alarm!.kind);
     }
+    await createKeys("forged", signedBefore - copySize + 5);
     // Each witness's first forked size: the smallest size it countersigned beyond the backup.
     const firstForked = await Promise.all(
       urls.map(async (url) => {

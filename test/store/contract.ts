@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { verifyChain } from "../../src/audit/chain.js";
 import type { AuditEventInput, ChainedAuditEvent } from "../../src/audit/event.js";
-import { leafHash } from "../../src/audit/merkle.js";
+import { leafHash, nodeHash } from "../../src/audit/merkle.js";
 import {
   type ApprovalRecord,
   type KeyRecord,
@@ -467,6 +467,30 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       );
       expect(await store.readLeafHashes(2, 1)).toEqual([]);
       await expect(store.readLeafHashes(1, 4)).rejects.toThrow(RangeError);
+    });
+
+    it("keeps the Merkle log's complete subtrees as events are appended, and refuses incomplete ones", async () => {
+      for (const n of [1, 2, 3, 4, 1]) await store.appendAudit(Array.from({ length: n }, () => ev()));
+      const leaves = await store.readLeafHashes(1, 11);
+      const mth = (hs: Uint8Array[]): Uint8Array =>
+        hs.length === 1 ? hs[0]! : nodeHash(mth(hs.slice(0, hs.length / 2)), mth(hs.slice(hs.length / 2)));
+      const refs = [
+        { level: 0, index: 10 },
+        { level: 1, index: 4 },
+        { level: 2, index: 1 },
+        { level: 3, index: 0 },
+      ];
+      const want = [leaves[10]!, mth(leaves.slice(8, 10)), mth(leaves.slice(4, 8)), mth(leaves.slice(0, 8))];
+      const hex = (hs: Uint8Array[]) => hs.map((h) => Buffer.from(h).toString("hex"));
+      expect(hex(await store.readSubtreeHashes(refs))).toEqual(hex(want));
+      for (const incomplete of [
+        { level: 0, index: 11 },
+        { level: 1, index: 5 },
+        { level: 2, index: 2 },
+        { level: 4, index: 0 },
+      ]) {
+        await expect(store.readSubtreeHashes([incomplete])).rejects.toThrow(RangeError);
+      }
     });
 
     it("stores one signed head per size, never beyond the log, never overwritten", async () => {

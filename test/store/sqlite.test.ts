@@ -315,7 +315,7 @@ describe("SqliteStore", () => {
     await store.close();
     const db = new Database(file);
     db.exec(
-      "DROP TABLE audit_cosignatures; DROP TABLE reviews; DROP TABLE approval_votes; DROP TABLE approvals",
+      "DROP TABLE audit_cosignatures; DROP TABLE reviews; DROP TABLE approval_votes; DROP TABLE approvals; DROP TABLE audit_subtrees",
     );
     db.pragma("user_version = 1");
     db.close();
@@ -327,12 +327,12 @@ describe("SqliteStore", () => {
     check.close();
   });
 
-  it("migrates a version-6 file (tokens without last use or mint grant) to version 7, keeping its tokens", async () => {
+  it("migrates a version-6 file (tokens without last use or mint grant, no stored subtrees) to the current version, keeping its tokens", async () => {
     await store.putToken(token("h-old", "alice"), ev());
     await store.close();
     const db = new Database(file);
     db.exec(
-      "DROP INDEX tokens_created; ALTER TABLE tokens DROP COLUMN last_used_at; ALTER TABLE tokens DROP COLUMN minted_under",
+      "DROP INDEX tokens_created; ALTER TABLE tokens DROP COLUMN last_used_at; ALTER TABLE tokens DROP COLUMN minted_under; DROP TABLE audit_subtrees",
     );
     db.pragma("user_version = 6");
     db.close();
@@ -349,7 +349,7 @@ describe("SqliteStore", () => {
     await store.appendAudit([ev(), ev(), ev()]);
     await store.close();
     const db = new Database(file);
-    db.exec("DROP TABLE reviews; DROP TABLE approval_votes; DROP TABLE approvals");
+    db.exec("DROP TABLE reviews; DROP TABLE approval_votes; DROP TABLE approvals; DROP TABLE audit_subtrees");
     db.pragma("user_version = 3");
     db.close();
     store = await openSqliteStore(file);
@@ -373,6 +373,7 @@ describe("SqliteStore", () => {
     db.exec(sql.replace("CREATE TABLE keys (", "CREATE TABLE keys_v4 (").replace(", 'threshold'", ""));
     db.exec("INSERT INTO keys_v4 SELECT * FROM keys; DROP TABLE keys; ALTER TABLE keys_v4 RENAME TO keys;");
     db.exec("DROP TRIGGER approval_votes_not_requester; DROP TABLE approval_votes; DROP TABLE approvals");
+    db.exec("DROP TABLE audit_subtrees");
     db.pragma("user_version = 4");
     expect(() => db.prepare("UPDATE keys SET protection = 'threshold' WHERE name = 'old'").run()).toThrow(
       /CHECK/,
@@ -397,6 +398,7 @@ describe("SqliteStore", () => {
     await store.close();
     const db = new Database(file);
     db.exec("DROP TRIGGER approval_votes_not_requester; DROP TABLE approval_votes; DROP TABLE approvals");
+    db.exec("DROP TABLE audit_subtrees");
     db.pragma("user_version = 5");
     db.close();
     store = await openSqliteStore(file);

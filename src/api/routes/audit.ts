@@ -118,20 +118,30 @@ export function auditRoutes(app: OpenAPIHono, { store, auditor, merkle }: AppDep
       path: "/v1/audit/head",
       tags: ["audit"],
       summary:
-        "The newest signed tree head (or the one of `size`), with witnesses' countersignatures: " +
-        "each witness's newest, or with `size` those on exactly that head",
+        "The newest signed tree head (or the one of `size`, or the largest of at most `atMost` events), " +
+        "with witnesses' countersignatures: each witness's newest, or with `size`/`atMost` those on exactly that head",
       security: [{ bearer: [] }],
       middleware: [gate("audit.read", { needsUnsealed: false })] as const,
-      request: { query: z.strictObject({ size: size.optional() }) },
+      request: { query: z.strictObject({ size: size.optional(), atMost: size.optional() }) },
       responses: { 200: json(TreeHeadSchema, "Signed tree head"), ...errors },
     }),
     async (c) => {
-      const { size: wanted } = c.req.valid("query");
-      const head = await store.getTreeHead(wanted);
+      const { size: exact, atMost } = c.req.valid("query");
+      if (exact !== undefined && atMost !== undefined) {
+        throw new CustosError(400, "invalid_request", "give size or atMost, not both");
+      }
+      // atMost: a witness asks for the node's newest head over at most as many events as it countersigned (FORMATS §8.3).
+      const head =
+        atMost === undefined ? await store.getTreeHead(exact) : await store.getTreeHeadAtMost(atMost);
+      const wanted = atMost === undefined ? exact : head?.size;
       const publicKey = merkle.publicKey;
       if (head === null) {
         const what =
-          wanted === undefined ? "no tree head has been signed yet" : `no signed head of size ${wanted}`;
+          atMost !== undefined
+            ? `no signed head of at most ${atMost} events`
+            : exact === undefined
+              ? "no tree head has been signed yet"
+              : `no signed head of size ${exact}`;
         throw new CustosError(404, "no_tree_head", what);
       }
       if (publicKey === null) {

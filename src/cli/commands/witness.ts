@@ -58,6 +58,14 @@ function httpSource(url: string, token: string | undefined, pinnedKey: string | 
     consistency: async (from, to) =>
       (await client.request<{ proof: string[] }>("GET", `/v1/audit/proof/consistency?from=${from}&to=${to}`))
         .proof,
+    headAtMost: async (size) => {
+      try {
+        return await client.request<TreeHeadJson>("GET", `/v1/audit/head?atMost=${size}`);
+      } catch (err) {
+        if (err instanceof CliError && err.code === "no_tree_head") return null;
+        throw err;
+      }
+    },
   };
 }
 
