@@ -47,7 +47,9 @@ describe("custos witness: usage and exit codes", () => {
       expect(r.code, args.join(" ")).toBe(2);
       expect(r.stderr).toMatch(message);
     }
-  });
+    // Seven CLI starts in a row: each transpiles the sources (about 1 s idle, 5 s or more on a loaded
+    // two-core machine), so the default 30 s is an idle machine's budget.
+  }, 120_000);
 
   it("the server needs --witness and --witness-key together, and readable key files (2)", async () => {
     const only = await runCli(["server", "--dev", "--witness", "http://127.0.0.1:1"]);

@@ -151,8 +151,10 @@ describe("two witnesses countersign a node, and both catch it rewriting history"
     // The restored node's first heads are smaller than what the witnesses signed, yet signed later:
     // two conflicting signed heads (FORMATS §8.3). Only then does the forged history outgrow them.
     for (const url of urls) {
+      // Up to the witness's proof backoff (64 × its 0.2 s interval) after the restored node signs anew,
+      // on top of a restart that takes seconds on a loaded machine.
       await vi.waitFor(async () => expect((await status(url)).alarm).toBe(true), {
-        timeout: 30_000,
+        timeout: 60_000,
         interval: 100,
       });
       expect(["fork", "rollback"]).toContain((await status(url)).logs[0]!.alarm!.kind);
@@ -178,5 +180,5 @@ describe("two witnesses countersign a node, and both catch it rewriting history"
       );
     }
     expect(r.stderr).toMatch(`forked head at size ${Math.min(...firstForked)}`);
-  }, 90_000);
+  }, 180_000);
 });
