@@ -293,8 +293,10 @@ function flood(
   headers: Record<string, string>,
   total: number,
   pid: number,
-): Promise<{ status: number; body: string; peak: number }> {
+): Promise<{ status: number; body: string; peak: number; error?: string }> {
   return new Promise((resolve) => {
+    let error: string | undefined;
+    let gaveUp = false; // our own destroy() also reports ECONNRESET: not the node's doing
     let peak = rss(pid);
     const watch = setInterval(() => {
       peak = Math.max(peak, rss(pid));
@@ -307,7 +309,7 @@ function flood(
       done = true;
       clearInterval(watch);
       // The node's memory once it has dealt with the request (a buffered body would still be held).
-      setTimeout(() => resolve({ status, body, peak: Math.max(peak, rss(pid)) }), 300);
+      setTimeout(() => resolve({ status, body, error, peak: Math.max(peak, rss(pid)) }), 300);
     };
     const req = request(`${url}/v1/threshold/partial`, { method: "POST", headers }, (res) => {
       status = res.statusCode ?? 0;
@@ -317,7 +319,10 @@ function flood(
       res.on("end", finish);
       res.on("error", finish);
     });
-    req.on("error", finish);
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      if (!gaveUp) error = err.code ?? err.message;
+      finish();
+    });
     const chunk = Buffer.alloc(MB);
     let written = 0;
     const pump = () => {
@@ -328,6 +333,7 @@ function flood(
       if (written >= total && !req.destroyed) {
         // All sent and no answer (a node still waiting for the declared rest): give up after a while.
         setTimeout(() => {
+          gaveUp = true;
           req.destroy();
           finish();
         }, 10_000).unref();
@@ -335,6 +341,23 @@ function flood(
     };
     pump();
   });
+}
+
+/**
+ * The node answers 413 `too_large` and closes without reading the rest. A
+ * client still writing megabytes may then see the connection reset before it
+ * has parsed that answer (the kernel resets a socket closed with unread data),
+ * which on a loaded machine happens now and then: that too is the node
+ * refusing early. Any other outcome (a 2xx, a 4xx of another kind, a hang
+ * the client gave up on) is a failure.
+ */
+function refusedEarly(r: { status: number; body: string; error?: string }): void {
+  if (r.status === 0) {
+    expect(["ECONNRESET", "EPIPE"], `no answer, and the error was ${r.error}`).toContain(r.error);
+    return;
+  }
+  expect(r.status).toBe(413);
+  expect(JSON.parse(r.body)).toMatchObject({ error: "too_large" });
 }
 
 describe("finding 6: share node memory exhaustion and refused-request audit flood", () => {
@@ -349,8 +372,7 @@ describe("finding 6: share node memory exhaustion and refused-request audit floo
       pid,
     );
     expect(declared.peak - before).toBeLessThan(64 * MB);
-    expect(declared.status).toBe(413);
-    expect(JSON.parse(declared.body)).toMatchObject({ error: "too_large" });
+    refusedEarly(declared);
     // Chunked (no length declared), with headers naming an allowed node and a fresh time:
     // it passes the checks that need no body, and is cut off by the count.
     const chunked = await flood(
@@ -367,7 +389,7 @@ describe("finding 6: share node memory exhaustion and refused-request audit floo
       pid,
     );
     expect(chunked.peak - before).toBeLessThan(64 * MB);
-    expect(chunked.status).toBe(413);
+    refusedEarly(chunked);
     // The node still answers.
     expect((await fetch(`${shareNode.url}/v1/threshold/info`)).status).toBe(200);
   }, 120_000);
