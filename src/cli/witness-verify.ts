@@ -63,6 +63,17 @@ interface HeadsPage {
   next: number | null;
 }
 
+export type WitnessView = Awaited<ReturnType<typeof fetchView>>;
+
+/**
+ * What each witness has countersigned of `log`. Fetch it before the node's
+ * events: a witness keeps countersigning while the events are read, and a
+ * view newer than the events would name sizes the events do not reach yet.
+ */
+export function fetchWitnessViews(urls: readonly string[], log: string): Promise<WitnessView[]> {
+  return Promise.all(urls.map((url) => fetchView(url, log)));
+}
+
 async function fetchView(url: string, log: string) {
   const client = new Client({ addr: url });
   const status = await client.request<WitnessStatus>("GET", "/v1/witness/status", undefined, { auth: false });
@@ -92,6 +103,7 @@ export async function verifyWitnessing(
   witnessUrls: readonly string[],
   pins: readonly WitnessPublicKey[] | undefined,
   nodeProof?: (from: number, to: number) => Promise<string[]>,
+  prefetched?: readonly WitnessView[],
 ): Promise<WitnessReport> {
   if (served === null) {
     if (witnessUrls.length > 0) {
@@ -104,7 +116,7 @@ export async function verifyWitnessing(
   }
   const logKey = b64u.decode(served.publicKey, "head.publicKey");
   const log = served.publicKey;
-  const views = await Promise.all(witnessUrls.map((url) => fetchView(url, log)));
+  const views = prefetched ?? (await fetchWitnessViews(witnessUrls, log));
   const cosignatures = Array.isArray(served.cosignatures) ? served.cosignatures : [];
   const sizes = [
     ...cosignatures.map((c) => (c as { size?: number })?.size ?? 0),

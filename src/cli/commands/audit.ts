@@ -14,7 +14,14 @@ import type { ReviewRecord } from "../../store/store.js";
 import { CliError, type Client, EXIT } from "../client.js";
 import { checkExport, EXPORT_FORMAT, type LoggedEvent } from "../export-read.js";
 import { asFormat, collect, print, writeNewFile } from "../io.js";
-import { readWitnessPins, type ServedHead, verifyWitnessing, witnessLines } from "../witness-verify.js";
+import {
+  fetchWitnessViews,
+  readWitnessPins,
+  type ServedHead,
+  verifyWitnessing,
+  type WitnessView,
+  witnessLines,
+} from "../witness-verify.js";
 
 interface Page {
   events: { seq: number; hash: string; canonical: string; event: ChainedAuditEvent["event"] }[];
@@ -46,13 +53,26 @@ export async function fetchChain(
   return out;
 }
 
-/** The newest signed head, then every event: fetched in that order, the events cover the head. */
-async function fetchLog(c: Client): Promise<{ served: TreeHeadJson | null; events: ChainedAuditEvent[] }> {
+/**
+ * The newest signed head, then what the witnesses countersigned of its log,
+ * then every event: fetched in that order, the events cover both the head and
+ * every size a witness had signed (a witness may countersign a newer head
+ * while the events are being read; asked afterwards, it would name a size
+ * the events do not reach, which reads as a rollback).
+ */
+async function fetchLog(
+  c: Client,
+  witnessUrls: readonly string[] = [],
+): Promise<{ served: TreeHeadJson | null; views?: WitnessView[]; events: ChainedAuditEvent[] }> {
   const served = await c.request<TreeHeadJson>("GET", "/v1/audit/head").catch((err: unknown) => {
     if (err instanceof CliError && (err.code === "no_tree_head" || err.code === "sealed")) return null;
     throw err;
   });
-  return { served, events: await fetchChain(c) };
+  const views =
+    served !== null && witnessUrls.length > 0
+      ? await fetchWitnessViews(witnessUrls, served.publicKey)
+      : undefined;
+  return { served, views, events: await fetchChain(c) };
 }
 
 /**
@@ -107,15 +127,16 @@ export function auditCommands(program: Command, client: () => Client): void {
         const format = asFormat(opts.format);
         const pins = readWitnessPins(opts.witnessKey ?? []);
         const pinned = opts.auditKey === undefined ? undefined : b64u.decode(opts.auditKey, "--audit-key");
-        const { served, check, log, unsealCandidates } =
+        const { served, views, check, log, unsealCandidates } =
           opts.export === undefined
-            ? await fetchLog(client()).then(({ served, events }) => ({
+            ? await fetchLog(client(), opts.witness ?? []).then(({ served, views, events }) => ({
                 served,
+                views,
                 check: verifyLog(events, served, pinned),
                 log: events,
                 unsealCandidates: events,
               }))
-            : checkExport(opts.export, pinned, (opts.witness ?? []).length > 0);
+            : { views: undefined, ...checkExport(opts.export, pinned, (opts.witness ?? []).length > 0) };
         const nodeProof =
           opts.export === undefined
             ? async (from: number, to: number) =>
@@ -132,6 +153,7 @@ export function auditCommands(program: Command, client: () => Client): void {
           opts.witness ?? [],
           pins,
           nodeProof,
+          views,
         );
         const result = check.chain;
         const headCheck = check.head;
